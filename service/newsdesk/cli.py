@@ -1,0 +1,376 @@
+"""The ``newsdesk`` command: the only place that turns errors into exit codes.
+
+Exit codes: 0 ok, 1 a user-facing error (one line per problem on stderr, no traceback),
+2 a usage error (click's own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from newsdesk import __version__, jobs
+from newsdesk.config import Config, config_path, load_config
+from newsdesk.errors import ConfigError, NewsdeskError, UsageError
+from newsdesk.logs import setup_logging
+from newsdesk.models import Feed, FeedSpec
+from newsdesk.refresh import RefreshSummary
+from newsdesk.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """Lazily loaded config and store, shared by the sub-commands of one invocation."""
+
+    def __init__(self, config_option: str | None) -> None:
+        self.path = config_path(config_option, os.environ)
+        self._config: Config | None = None
+        self._store: Store | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.path)
+            setup_logging(self._config.log.level, self._config.log.format)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = jobs.open_app_store(self.config)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"Error: {problem}", err=True)
+        sys.exit(1)
+    except NewsdeskError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_option",
+    metavar="PATH",
+    help="Config file (default: $NEWSDESK_CONFIG, else config/newsdesk.toml).",
+)
+@click.version_option(__version__, prog_name="newsdesk")
+@click.pass_context
+def cli(click_ctx: click.Context, config_option: str | None) -> None:
+    """newsdesk: turn the feeds you follow into a finished email digest."""
+    ctx = Context(config_option)
+    click_ctx.obj = ctx
+    click_ctx.call_on_close(ctx.close)
+
+
+# -- set-up -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", default="config", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+def init(directory: Path, force: bool) -> None:
+    """Create a starter newsdesk.toml and sample feeds in DIRECTORY (default: config).
+
+    The samples are local files, so the result runs offline:
+    newsdesk --config DIRECTORY/newsdesk.toml run --once
+    """
+    with _user_errors():
+        demo = resources.files("newsdesk") / "demo"
+        written = _copy_tree(demo, directory, force=force)
+        for path in written:
+            click.echo(f"wrote {path}")
+        click.echo(f"next: newsdesk --config {directory / 'newsdesk.toml'} run --once")
+
+
+def _copy_tree(source: Any, target: Path, *, force: bool) -> list[Path]:
+    written: list[Path] = []
+    existing = [target / item.name for item in source.iterdir() if (target / item.name).exists()]
+    if existing and not force:
+        names = ", ".join(str(p) for p in existing)
+        raise UsageError(f"{names}: already exists (use --force to overwrite)")
+    target.mkdir(parents=True, exist_ok=True)
+    for item in sorted(source.iterdir(), key=lambda i: i.name):
+        if item.name.startswith(("_", ".")):
+            continue
+        destination = target / item.name
+        if item.is_dir():
+            written += _copy_tree(item, destination, force=True)
+        else:
+            with resources.as_file(item) as path:
+                shutil.copyfile(path, destination)
+            written.append(destination)
+    return written
+
+
+@cli.command()
+@pass_ctx
+def check(ctx: Context) -> None:
+    """Validate the configuration; print every problem as file: key: reason."""
+    with _user_errors():
+        config = ctx.config
+        click.echo(f"{ctx.path}: ok ({len(config.feeds)} feeds, {len(config.sections)} sections)")
+
+
+# -- feeds ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--all", "all_feeds", is_flag=True, help="Fetch every active feed, due or not.")
+@click.option("--feed", "urls", multiple=True, metavar="URL", help="Fetch only this feed.")
+@pass_ctx
+def fetch(ctx: Context, all_feeds: bool, urls: tuple[str, ...]) -> None:
+    """Fetch due feeds now and store new entries; print one summary line."""
+    with _user_errors():
+        store = ctx.store
+        feeds = jobs.select_feeds(store, now=jobs.utcnow(), all_feeds=all_feeds, urls=urls)
+        summary = _fetch_with_progress(ctx.config, store, feeds)
+        click.echo(summary.line())
+        for url, reason in summary.failures:
+            click.echo(f"  failed: {url}: {reason}", err=True)
+
+
+def _fetch_with_progress(config: Config, store: Store, feeds: list[Feed]) -> RefreshSummary:
+    if not sys.stderr.isatty() or not feeds:
+        return jobs.fetch_feeds(config, store, feeds)
+    with click.progressbar(length=len(feeds), label="fetching", file=sys.stderr) as bar:
+        return jobs.fetch_feeds(config, store, feeds, on_feed_done=lambda _f: bar.update(1))
+
+
+@cli.group()
+def feeds() -> None:
+    """List, add, remove, revive, import and export feeds."""
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def feeds_list(ctx: Context, as_json: bool) -> None:
+    """Every feed with its health; failing feeds first, with the reason."""
+    with _user_errors():
+        listed = ctx.store.feeds.listed()
+        if as_json:
+            click.echo(json.dumps([_feed_json(f) for f in listed], indent=2))
+            return
+        _print_feed_table(listed)
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", help="Name shown in the digest (default: the feed's title).")
+@click.option("--section", help="Section the feed's stories go to.")
+@click.option("--tag", "tags", multiple=True, help="Tag (repeatable).")
+@pass_ctx
+def feeds_add(
+    ctx: Context, url: str, name: str | None, section: str | None, tags: tuple[str, ...]
+) -> None:
+    """Add a feed (kept in the store; feeds in newsdesk.toml are managed there)."""
+    with _user_errors():
+        from newsdesk.config_values import read_http_url
+
+        try:
+            read_http_url(url)
+        except ValueError as exc:
+            raise UsageError(f"{url}: {exc}") from None
+        _check_section(ctx.config, section)
+        feed = ctx.store.feeds.add(
+            FeedSpec(url=url, name=name, section=section, tags=tags),
+            source="cli",
+            now=jobs.utcnow(),
+        )
+        click.echo(f"added {feed.url}")
+
+
+@feeds.command("remove")
+@click.argument("url")
+@pass_ctx
+def feeds_remove(ctx: Context, url: str) -> None:
+    """Stop fetching a feed (its stored entries stay)."""
+    with _user_errors():
+        ctx.store.feeds.remove(url)
+        click.echo(f"removed {url}")
+
+
+@feeds.command("revive")
+@click.argument("urls", nargs=-1, metavar="URL...")
+@click.option("--all-paused", is_flag=True, help="Revive every paused feed.")
+@pass_ctx
+def feeds_revive(ctx: Context, urls: tuple[str, ...], all_paused: bool) -> None:
+    """Un-pause feeds (after fixing what made them fail) and fetch them next round."""
+    with _user_errors():
+        store = ctx.store
+        if all_paused:
+            urls += tuple(f.url for f in store.feeds.listed() if f.status == "paused")
+        for feed in jobs.revive_feeds(store, urls, now=jobs.utcnow()):
+            click.echo(f"revived {feed.url}")
+
+
+@feeds.command("import")
+@click.argument("opml_file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def feeds_import(ctx: Context, opml_file: Path) -> None:
+    """Add every feed of an OPML file (folders become tags)."""
+    from newsdesk.opml import read_opml
+
+    with _user_errors():
+        try:
+            data = opml_file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{opml_file}: cannot read: {exc.strerror}") from None
+        specs, problems = read_opml(data, source=str(opml_file))
+        for problem in problems:
+            click.echo(f"skipped: {problem}", err=True)
+        store, now = ctx.store, jobs.utcnow()
+        known = {f.url for f in store.feeds.listed()} | {
+            f.declared_url for f in store.feeds.listed()
+        }
+        added = 0
+        for spec in specs:
+            if spec.url not in known:
+                store.feeds.add(spec, source="opml", now=now)
+                added += 1
+        click.echo(
+            f"{added} feeds added, {len(specs) - added} already known, {len(problems)} skipped"
+        )
+
+
+@feeds.command("export")
+@pass_ctx
+def feeds_export(ctx: Context) -> None:
+    """Print every feed as OPML."""
+    from newsdesk.opml import write_opml
+
+    with _user_errors():
+        listed = [f for f in ctx.store.feeds.listed() if f.status != "removed"]
+        sys.stdout.buffer.write(write_opml(listed, title=ctx.config.newsletter.name))
+
+
+def _check_section(config: Config, section: str | None) -> None:
+    known = [s.id for s in config.sections]
+    if section and known and section not in known:
+        raise UsageError(f"--section {section}: unknown section (known: {', '.join(known)})")
+
+
+def _feed_json(f: Feed) -> dict[str, Any]:
+    return {
+        "url": f.url,
+        "declared_url": f.declared_url,
+        "name": f.display_name,
+        "section": f.section,
+        "tags": list(f.tags),
+        "source": f.source,
+        "status": f.status,
+        "error_count": f.error_count,
+        "last_error": f.last_error,
+        "last_success_at": _iso(f.last_success_at),
+        "next_check_at": _iso(f.next_check_at),
+    }
+
+
+def _print_feed_table(listed: list[Feed]) -> None:
+    if not listed:
+        click.echo(
+            "no feeds yet: add [[feed]] blocks to newsdesk.toml or run `newsdesk feeds add URL`"
+        )
+        return
+    click.echo(f"{'STATUS':<8} {'FAILS':>5}  {'LAST OK':<16}  FEED")
+    for f in listed:
+        last_ok = f.last_success_at.strftime("%Y-%m-%d %H:%M") if f.last_success_at else "never"
+        click.echo(f"{f.status:<8} {f.error_count:>5}  {last_ok:<16}  {f.url}")
+        if f.last_error:
+            click.echo(f"{'':<33}{f.last_error}")
+
+
+# -- status, daemon, database -----------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in the README).")
+@pass_ctx
+def status(ctx: Context, as_json: bool) -> None:
+    """Feed health: counts, and every failing or paused feed with its reason."""
+    with _user_errors():
+        report = jobs.status_report(ctx.store, now=jobs.utcnow())
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+            return
+        counts = report["feeds"]
+        click.echo(
+            f"feeds: {counts['total']} ({counts['active']} active, {counts['paused']} paused, "
+            f"{counts['retired']} retired), {counts['due']} due, {counts['failing']} failing"
+        )
+        click.echo(f"entries: {report['store']['entries']} ({report['store']['dialect']})")
+        for f in report["failing_feeds"]:
+            click.echo(
+                f"  {f['status']:<8} {f['error_count']:>3} failures  {f['url']}\n"
+                f"           {f['last_error'] or ''}"
+            )
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one round of every due job, then exit.")
+@pass_ctx
+def run(ctx: Context, once: bool) -> None:
+    """Run the daemon (or, with --once, one round of every due job)."""
+    with _user_errors():
+        if once:
+            summary = jobs.run_once(ctx.config, ctx.store)
+            click.echo(summary.line())
+            return
+        from newsdesk.scheduler import run_daemon
+
+        run_daemon(ctx.config, ctx.store)
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Apply pending schema migrations (also done on every start)."""
+    from newsdesk.store import open_store
+
+    with _user_errors():
+        store = open_store(ctx.config.store_url, migrate=False)
+        try:
+            pending = store.pending_migrations()
+            store.upgrade()
+        finally:
+            store.close()
+        click.echo(f"applied {len(pending)} migrations" if pending else "schema is up to date")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def main() -> None:
+    cli(prog_name="newsdesk")

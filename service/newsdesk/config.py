@@ -1,0 +1,410 @@
+"""Read and validate ``newsdesk.toml`` plus ``NEWSDESK_*`` environment overrides.
+
+Validation is complete before anything starts: every problem is collected and reported
+at once as ``config/newsdesk.toml: feed[3].url: not an http(s) URL`` (arrays are counted
+from 1, as a person counts the ``[[feed]]`` blocks), then :class:`ConfigError` is raised.
+
+Every scalar key can be overridden from the environment: ``[fetch] concurrency`` is
+``NEWSDESK_FETCH_CONCURRENCY``, ``[mail.smtp] host`` is ``NEWSDESK_MAIL_SMTP_HOST``. Each
+also has a ``*_FILE`` form that reads the value from a file (Docker/systemd secrets).
+Secrets (the SMTP password) are accepted only from the environment or a file, never as
+plain text in newsdesk.toml.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from newsdesk import __version__
+from newsdesk.config_values import (
+    read_address,
+    read_bool,
+    read_choice,
+    read_cron,
+    read_duration,
+    read_feed_url,
+    read_float,
+    read_http_url,
+    read_int,
+    read_language,
+    read_networks,
+    read_nonempty,
+    read_size,
+    read_str,
+    read_str_list,
+    read_timezone,
+)
+from newsdesk.errors import ConfigError
+from newsdesk.models import FeedSpec, FetchSettings
+
+T = TypeVar("T")
+
+DEFAULT_CONFIG = Path("config/newsdesk.toml")
+SECTION_KINDS = ("featured", "list", "photo", "tools", "background")
+
+
+@dataclass(frozen=True)
+class NewsletterConfig:
+    name: str = "newsdesk digest"
+    language: str = "en"
+    timezone: str = "UTC"
+    sender: str = "newsdesk <newsdesk@localhost>"
+    base_url: str = "http://127.0.0.1:8080"
+    schedule: str = "0 7 * * mon"
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    interval: timedelta = timedelta(minutes=30)
+    min_interval: timedelta = timedelta(minutes=10)
+    max_interval: timedelta = timedelta(days=1)
+    pause_after: int = 10
+    parse_workers: int = 0
+    """Worker processes for parsing; 0 means one per CPU core."""
+    allow_local_files: bool = False
+    settings: FetchSettings = field(default_factory=FetchSettings)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"
+    user: str = ""
+    password: str = field(default="", repr=False)
+    timeout: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    transport: str = "outbox"
+    outbox: Path = Path("outbox")
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+
+@dataclass(frozen=True)
+class SectionConfig:
+    id: str
+    title: str
+    kind: str = "list"
+    auto: int = 0
+    min_items: int = 0
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    newsletter: NewsletterConfig = field(default_factory=NewsletterConfig)
+    store_url: str = "sqlite:///newsdesk.db"
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    sections: tuple[SectionConfig, ...] = ()
+    feeds: tuple[FeedSpec, ...] = ()
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the config (store, outbox, samples) are relative to this."""
+        return self.path.parent
+
+
+def config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
+    """``--config`` wins, then ``NEWSDESK_CONFIG``, then ``config/newsdesk.toml``."""
+    return Path(cli_value or env.get("NEWSDESK_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, override from ``env`` and validate; raise ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: not found (create one with `newsdesk init`)"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
+    return _Validator(path, env).config(raw)
+
+
+class _Validator:
+    """Walks the raw TOML once, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = env
+        self.problems: list[str] = []
+
+    def problem(self, where: str, reason: str) -> None:
+        # Environment overrides are named on their own: the file is not where they went wrong.
+        source = where if where.startswith("NEWSDESK_") else f"{self.path}: {where}"
+        self.problems.append(f"{source}: {reason}")
+
+    def config(self, raw: dict[str, Any]) -> Config:
+        root = _Table(self, raw, "", env_prefix="NEWSDESK")
+        newsletter = self.newsletter(root.table("newsletter"))
+        store = root.table("store")
+        store_url = store.get("url", read_nonempty, "sqlite:///newsdesk.db")
+        store.done()
+        fetch = self.fetch(root.table("fetch"))
+        mail = self.mail(root.table("mail"))
+        sections = tuple(self.section(t) for t in root.array("section"))
+        feeds = tuple(self.feed(t, fetch) for t in root.array("feed"))
+        log = root.table("log")
+        log_config = LogConfig(
+            level=log.get("level", read_choice("debug", "info", "warning", "error"), "info"),
+            format=log.get("format", read_choice("text", "json"), "text"),
+        )
+        log.done()
+        root.done()
+        self.cross_check(sections, feeds)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(
+            path=self.path,
+            newsletter=newsletter,
+            store_url=_resolve_sqlite_url(store_url, self.path.parent),
+            fetch=fetch,
+            mail=mail,
+            sections=sections,
+            feeds=feeds,
+            log=log_config,
+        )
+
+    def newsletter(self, t: _Table) -> NewsletterConfig:
+        d = NewsletterConfig()
+        result = NewsletterConfig(
+            name=t.get("name", read_nonempty, d.name),
+            language=t.get("language", read_language, d.language),
+            timezone=t.get("timezone", read_timezone, d.timezone),
+            sender=t.get("sender", read_address, d.sender),
+            base_url=t.get("base_url", read_http_url, d.base_url),
+            schedule=t.get("schedule", read_cron, d.schedule),
+        )
+        t.done()
+        return result
+
+    def fetch(self, t: _Table) -> FetchConfig:
+        d, s = FetchConfig(), FetchSettings()
+        minute, week = timedelta(minutes=1), timedelta(days=7)
+        interval = t.get("interval", read_duration(minute, week), d.interval)
+        min_interval = t.get("min_interval", read_duration(minute, week), d.min_interval)
+        max_interval = t.get(
+            "max_interval", read_duration(minute, timedelta(days=30)), d.max_interval
+        )
+        if min_interval > max_interval:
+            self.problem(t.where("min_interval"), "must not be longer than max_interval")
+        settings = FetchSettings(
+            user_agent=t.get("user_agent", read_nonempty, f"newsdesk/{__version__} (feed digest)"),
+            connect_timeout=_seconds(
+                t.get("connect_timeout", read_duration(), _td(s.connect_timeout))
+            ),
+            read_timeout=_seconds(t.get("read_timeout", read_duration(), _td(s.read_timeout))),
+            deadline=_seconds(t.get("deadline", read_duration(), _td(s.deadline))),
+            max_bytes=t.get("max_size", read_size(1024, 1024**3), s.max_bytes),
+            max_redirects=t.get("max_redirects", read_int(0, 20), s.max_redirects),
+            concurrency=t.get("concurrency", read_int(1, 1000), s.concurrency),
+            per_host=t.get("per_host", read_int(1, 100), s.per_host),
+            allow_private_networks=t.get("allow_private_networks", read_bool, False),
+            allowed_networks=t.get("allowed_networks", read_networks, ()),
+        )
+        result = FetchConfig(
+            interval=interval,
+            min_interval=min_interval,
+            max_interval=max_interval,
+            pause_after=t.get("pause_after", read_int(1, 1000), d.pause_after),
+            parse_workers=t.get("parse_workers", read_int(0, 64), d.parse_workers),
+            allow_local_files=t.get("allow_local_files", read_bool, False),
+            settings=settings,
+        )
+        t.done()
+        return result
+
+    def mail(self, t: _Table) -> MailConfig:
+        transport = t.get("transport", read_choice("outbox", "smtp"), "outbox")
+        outbox = Path(t.get("outbox", read_nonempty, "outbox"))
+        st = t.table("smtp")
+        d = SmtpConfig()
+        if "password" in st.raw:
+            self.problem(
+                st.where("password"),
+                "secrets are not read from newsdesk.toml: set NEWSDESK_MAIL_SMTP_PASSWORD "
+                "or point mail.smtp.password_file at a file",
+            )
+            st.used.add("password")
+        password_file = st.get("password_file", read_nonempty, "")
+        password = st.env_value("password") or ""
+        if not password and password_file:
+            password = self.read_secret(st.where("password_file"), Path(password_file))
+        smtp = SmtpConfig(
+            host=st.get("host", read_nonempty, d.host),
+            port=st.get("port", read_int(1, 65535), d.port),
+            security=st.get("security", read_choice("starttls", "ssl", "none"), d.security),
+            user=st.get("user", read_str, d.user),
+            password=password,
+            timeout=st.get("timeout", read_duration(timedelta(seconds=1)), d.timeout),
+        )
+        st.done()
+        t.done()
+        return MailConfig(transport=transport, outbox=self.path.parent / outbox, smtp=smtp)
+
+    def section(self, t: _Table) -> SectionConfig:
+        result = SectionConfig(
+            id=t.get("id", read_nonempty, None, required=True) or "",
+            title=t.get("title", read_nonempty, None, required=True) or "",
+            kind=t.get("kind", read_choice(*SECTION_KINDS), "list"),
+            auto=t.get("auto", read_int(0, 100), 0),
+            min_items=t.get("min_items", read_int(0, 100), 0),
+        )
+        t.done()
+        return result
+
+    def feed(self, t: _Table, fetch: FetchConfig) -> FeedSpec:
+        url = t.get("url", read_feed_url, None, required=True) or ""
+        if url.lower().startswith("file:") and not fetch.allow_local_files:
+            self.problem(t.where("url"), "file: URLs need fetch.allow_local_files = true")
+        result = FeedSpec(
+            url=url,
+            name=t.get("name", read_nonempty, None),
+            section=t.get("section", read_nonempty, None),
+            tags=t.get("tags", read_str_list, ()),
+            weight=t.get("weight", read_float(0.0, 100.0), 1.0),
+        )
+        t.done()
+        return result
+
+    def cross_check(self, sections: tuple[SectionConfig, ...], feeds: tuple[FeedSpec, ...]) -> None:
+        seen_sections: set[str] = set()
+        for i, section in enumerate(sections, 1):
+            if section.id in seen_sections:
+                self.problem(f"section[{i}].id", f"duplicate section id {section.id!r}")
+            seen_sections.add(section.id)
+        seen_urls: dict[str, int] = {}
+        for i, feed in enumerate(feeds, 1):
+            if not feed.url:
+                continue
+            if feed.url in seen_urls:
+                self.problem(f"feed[{i}].url", f"same URL as feed[{seen_urls[feed.url]}]")
+            seen_urls.setdefault(feed.url, i)
+            if feed.section and sections and feed.section not in seen_sections:
+                known = ", ".join(s.id for s in sections)
+                self.problem(
+                    f"feed[{i}].section", f"unknown section {feed.section!r} (known: {known})"
+                )
+
+    def read_secret(self, where: str, path: Path) -> str:
+        path = path if path.is_absolute() else self.path.parent / path
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            self.problem(where, f"cannot read secret file {path}: {exc.strerror}")
+            return ""
+
+
+class _Table:
+    """One TOML table being validated: typed gets, env overrides, unknown-key detection."""
+
+    def __init__(self, v: _Validator, raw: Any, where: str, env_prefix: str | None = None) -> None:
+        self.v = v
+        self.where_prefix = where
+        # Arrays of tables (feed[3]) have no env overrides: there is no stable name for them.
+        self.env_prefix = env_prefix
+        self.used: set[str] = set()
+        if isinstance(raw, dict):
+            self.raw: dict[str, Any] = raw
+        else:
+            self.raw = {}
+            v.problem(where, f"expected a table, got {type(raw).__name__}")
+
+    def where(self, key: str) -> str:
+        return f"{self.where_prefix}.{key}" if self.where_prefix else key
+
+    def env_name(self, key: str) -> str | None:
+        return f"{self.env_prefix}_{key.upper()}" if self.env_prefix else None
+
+    def env_value(self, key: str) -> str | None:
+        """``NEWSDESK_…`` wins over the file; ``NEWSDESK_…_FILE`` reads the value from a file."""
+        name = self.env_name(key)
+        if name is None:
+            return None
+        if name in self.v.env:
+            return self.v.env[name]
+        if f"{name}_FILE" in self.v.env:
+            return self.v.read_secret(f"{name}_FILE", Path(self.v.env[f"{name}_FILE"]))
+        return None
+
+    def get(
+        self,
+        key: str,
+        reader: Callable[[Any], T],
+        default: T,
+        *,
+        required: bool = False,
+    ) -> T:
+        self.used.add(key)
+        from_env = self.env_value(key)
+        where = self.where(key)
+        if from_env is not None:
+            value: Any = from_env
+            where = f"{self.env_name(key)}"
+        elif key in self.raw:
+            value = self.raw[key]
+        elif required:
+            self.v.problem(where, "missing (required)")
+            return default
+        else:
+            return default
+        try:
+            return reader(value)
+        except ValueError as exc:
+            self.v.problem(where, str(exc))
+            return default
+
+    def table(self, key: str) -> _Table:
+        self.used.add(key)
+        prefix = self.env_name(key)
+        return _Table(self.v, self.raw.get(key, {}), self.where(key), env_prefix=prefix)
+
+    def array(self, key: str) -> list[_Table]:
+        self.used.add(key)
+        raw = self.raw.get(key, [])
+        if not isinstance(raw, list):
+            self.v.problem(self.where(key), f"expected [[{key}]] blocks")
+            return []
+        return [_Table(self.v, item, f"{key}[{i}]") for i, item in enumerate(raw, 1)]
+
+    def done(self) -> None:
+        for key in self.raw:
+            if key not in self.used:
+                self.v.problem(self.where(key), "unknown key")
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    """Make ``sqlite:///relative.db`` relative to the config file, not the working dir."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite:///:memory:":
+        return url
+    target = Path(url[len(prefix) :])
+    if target.is_absolute() or url.startswith("sqlite:////"):
+        return url
+    return prefix + str((base / target).resolve())
+
+
+def _seconds(value: timedelta) -> float:
+    return value.total_seconds()
+
+
+def _td(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)

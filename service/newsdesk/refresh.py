@@ -1,0 +1,261 @@
+"""One fetch round: due feeds → fetch → parse (in worker processes) → store new entries.
+
+Expected per-feed failures (:class:`FeedError`) are stored on the feed row and the round
+goes on; anything else is a bug and propagates. Parsing is CPU-bound (feedparser), so it
+runs in a process pool and the event loop stays free for the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from newsdesk.cadence import Cadence, next_check_after_error, next_check_after_success
+from newsdesk.config import FetchConfig
+from newsdesk.errors import FeedError, FeedGone, FetchError, RateLimited
+from newsdesk.fetch import Fetcher
+from newsdesk.models import Feed, FetchedFeed, ParsedFeed
+from newsdesk.parse import parse_feed
+from newsdesk.store import Store
+
+log = logging.getLogger("newsdesk.refresh")
+
+# Below this many feeds a process pool costs more to start than it saves.
+POOL_THRESHOLD = 8
+
+
+@dataclass
+class RefreshSummary:
+    """What one round did; ``line()`` is the one summary line the CLI and logs print."""
+
+    ok: int = 0
+    not_modified: int = 0
+    failed: int = 0
+    new_entries: int = 0
+    new_entry_ids: list[int] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def feeds(self) -> int:
+        return self.ok + self.not_modified + self.failed
+
+    def line(self) -> str:
+        return (
+            f"{self.feeds} feeds: {self.ok} ok, {self.not_modified} not modified, "
+            f"{self.failed} failed; {self.new_entries} new entries"
+        )
+
+
+@dataclass(frozen=True)
+class RefreshContext:
+    """Everything a round needs besides the feeds: settings, clock, where files live."""
+
+    store: Store
+    fetch: FetchConfig
+    clock: Callable[[], datetime]
+    base_dir: Path = Path(".")
+
+    @property
+    def cadence(self) -> Cadence:
+        return Cadence(self.fetch.interval, self.fetch.min_interval, self.fetch.max_interval)
+
+
+async def refresh_feeds(
+    ctx: RefreshContext,
+    feeds: Sequence[Feed],
+    *,
+    on_feed_done: Callable[[Feed], None] | None = None,
+) -> RefreshSummary:
+    """Fetch, parse and store every feed in ``feeds``; return what happened."""
+    summary = RefreshSummary()
+    if not feeds:
+        return summary
+    pool: Executor | None = None
+    if len(feeds) >= POOL_THRESHOLD:
+        workers = ctx.fetch.parse_workers or os.cpu_count() or 1
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(feeds)))
+    try:
+        async with Fetcher(ctx.fetch.settings) as fetcher:
+
+            async def one(feed: Feed) -> None:
+                await _refresh_one(ctx, fetcher, pool, feed, summary)
+                if on_feed_done is not None:
+                    on_feed_done(feed)
+
+            await asyncio.gather(*(one(feed) for feed in feeds))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    log.info(
+        "fetch round done: %s",
+        summary.line(),
+        extra={"event": "fetch_round", **_summary_fields(summary)},
+    )
+    return summary
+
+
+async def _refresh_one(
+    ctx: RefreshContext,
+    fetcher: Fetcher,
+    pool: Executor | None,
+    feed: Feed,
+    summary: RefreshSummary,
+) -> None:
+    try:
+        if feed.url.lower().startswith("file:"):
+            fetched = read_local_feed(feed.url, ctx.base_dir, ctx.fetch.settings.max_bytes)
+        else:
+            fetched = await fetcher.fetch(
+                feed.url, etag=feed.etag, last_modified=feed.last_modified
+            )
+        if fetched.permanent_url and fetched.permanent_url != feed.url:
+            _follow_move(ctx, feed, fetched.permanent_url)
+        body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.body else None
+        if fetched.not_modified or (body_hash is not None and body_hash == feed.body_hash):
+            _record_unchanged(ctx, feed, fetched)
+            summary.not_modified += 1
+            return
+        parsed = await _parse(pool, fetched)
+        now = ctx.clock()
+        new_ids = ctx.store.entries.add_new(feed.id, parsed.entries, now)
+        ctx.store.feeds.record_success(
+            feed.id,
+            now=now,
+            next_check=next_check_after_success(
+                ctx.cadence,
+                now,
+                dates=ctx.store.entries.recent_dates(feed.id),
+                ttl_minutes=parsed.ttl_minutes,
+                max_age=fetched.max_age,
+            ),
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            body_hash=body_hash,
+            title=parsed.title,
+            site_url=parsed.site_url,
+            lang=parsed.lang,
+        )
+        for warning in parsed.warnings:
+            log.warning("feed warning: %s", warning, extra={"feed_url": feed.url})
+        summary.ok += 1
+        summary.new_entries += len(new_ids)
+        summary.new_entry_ids.extend(new_ids)
+        log.debug(
+            "feed ok: %d new entries",
+            len(new_ids),
+            extra={"feed_url": feed.url, "status": "ok", "new_entries": len(new_ids)},
+        )
+    except FeedError as exc:
+        _record_failure(ctx, feed, exc)
+        summary.failed += 1
+        summary.failures.append((feed.url, exc.reason))
+
+
+async def _parse(pool: Executor | None, fetched: FetchedFeed) -> ParsedFeed:
+    loop = asyncio.get_running_loop()
+    headers = dict(fetched.headers)
+    if pool is None:
+        return await asyncio.to_thread(
+            parse_feed, fetched.body, url=fetched.final_url, headers=headers
+        )
+    return await loop.run_in_executor(
+        pool, _parse_in_worker, fetched.body, fetched.final_url, headers
+    )
+
+
+def _parse_in_worker(body: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:
+    # A module-level function: process pools pickle the callable by name.
+    return parse_feed(body, url=url, headers=headers)
+
+
+def _record_unchanged(ctx: RefreshContext, feed: Feed, fetched: FetchedFeed) -> None:
+    now = ctx.clock()
+    ctx.store.feeds.record_success(
+        feed.id,
+        now=now,
+        next_check=next_check_after_success(
+            ctx.cadence,
+            now,
+            dates=ctx.store.entries.recent_dates(feed.id),
+            max_age=fetched.max_age,
+        ),
+        etag=fetched.etag or feed.etag,
+        last_modified=fetched.last_modified or feed.last_modified,
+        body_hash=feed.body_hash,
+    )
+    log.debug("feed not modified", extra={"feed_url": feed.url, "status": "not_modified"})
+
+
+def _record_failure(ctx: RefreshContext, feed: Feed, exc: FeedError) -> None:
+    now = ctx.clock()
+    if isinstance(exc, FeedGone):
+        ctx.store.feeds.retire(feed.id, exc.reason, now=now)
+        log.warning(
+            "feed retired: %s", exc.reason, extra={"feed_url": feed.url, "status": "retired"}
+        )
+        return
+    retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+    updated = ctx.store.feeds.record_error(
+        feed.id,
+        exc.reason,
+        now=now,
+        next_check=next_check_after_error(
+            ctx.cadence, now, error_count=feed.error_count + 1, retry_after=retry_after
+        ),
+        pause_after=ctx.fetch.pause_after,
+    )
+    status = "paused" if updated.status == "paused" else "failed"
+    log.warning(
+        "feed %s: %s (failure %d in a row)",
+        status,
+        exc.reason,
+        updated.error_count,
+        extra={"feed_url": feed.url, "status": status, "error_count": updated.error_count},
+    )
+
+
+def _follow_move(ctx: RefreshContext, feed: Feed, new_url: str) -> None:
+    moved = ctx.store.feeds.move(feed.id, new_url, now=ctx.clock())
+    log.info(
+        "feed moved permanently to %s%s",
+        new_url,
+        "" if moved else " (already subscribed there; this one is retired)",
+        extra={"feed_url": feed.url, "status": "moved"},
+    )
+
+
+def read_local_feed(url: str, base_dir: Path, max_bytes: int) -> FetchedFeed:
+    """A ``file:`` feed (the offline samples of ``newsdesk init``), relative to the config.
+
+    Only configured by the operator (``fetch.allow_local_files``); a redirect can never
+    lead here, because the fetcher follows http(s) targets only.
+    """
+    path = Path(unquote(urlsplit(url).path))
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        with path.open("rb") as handle:
+            body = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise FetchError(url, f"cannot read {path}: {exc.strerror}") from None
+    if len(body) > max_bytes:
+        raise FetchError(url, f"too large: more than {max_bytes // 1_000_000} MB")
+    return FetchedFeed(url=url, final_url=url, status=200, body=body, headers={})
+
+
+def _summary_fields(summary: RefreshSummary) -> dict[str, int]:
+    return {
+        "feeds": summary.feeds,
+        "ok": summary.ok,
+        "not_modified": summary.not_modified,
+        "failed": summary.failed,
+        "new_entries": summary.new_entries,
+    }

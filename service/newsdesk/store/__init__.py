@@ -1,0 +1,45 @@
+"""The store: the only user of SQLAlchemy. SQLite by default, PostgreSQL by URL.
+
+``open_store(url)`` migrates and returns a :class:`Store`, whose parts are named for
+what they hold: ``store.feeds``, ``store.entries``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from newsdesk.store.engine import create_store_engine, pending_migrations, upgrade
+from newsdesk.store.entries import EntryStore
+from newsdesk.store.feeds import FeedStore
+
+__all__ = ["Store", "open_store"]
+
+
+class Store:
+    """One database, opened once per process and shared by every job."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.feeds = FeedStore(engine)
+        self.entries = EntryStore(engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def pending_migrations(self) -> list[str]:
+        return pending_migrations(self.engine)
+
+    def upgrade(self) -> None:
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the database at ``url``, applying pending migrations unless told not to."""
+    store = Store(create_store_engine(url))
+    if migrate:
+        store.upgrade()
+    return store

@@ -1,0 +1,93 @@
+"""Entries: insert only what is new, and the dates the fetch cadence learns from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from newsdesk.models import ParsedEntry
+from newsdesk.store.schema import entries
+
+
+class EntryStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._insert = dialect.insert
+
+    def add_new(self, feed_id: int, parsed: Sequence[ParsedEntry], now: datetime) -> list[int]:
+        """Insert the entries not stored yet for this feed; return the new rows' ids.
+
+        Known keys are skipped by the unique (feed_id, key) constraint, so two processes
+        storing the same entry at once still end with one row.
+        """
+        if not parsed:
+            return []
+        rows = _unique_rows(feed_id, parsed, now)
+        statement = (
+            self._insert(entries)
+            .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+            .returning(entries.c.id)
+        )
+        with self.engine.begin() as conn:
+            return [row.id for row in conn.execute(statement, rows)]
+
+    def recent_dates(self, feed_id: int, *, limit: int = 20) -> list[datetime]:
+        """Published dates of the feed's newest entries, newest first."""
+        query = (
+            select(entries.c.published_at)
+            .where(entries.c.feed_id == feed_id)
+            .order_by(entries.c.published_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def count(self, feed_id: int | None = None) -> int:
+        query = select(func.count()).select_from(entries)
+        if feed_id is not None:
+            query = query.where(entries.c.feed_id == feed_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def for_feed(self, feed_id: int) -> list[dict[str, Any]]:
+        """Every stored entry of a feed, newest first, as plain dicts."""
+        query = (
+            select(entries)
+            .where(entries.c.feed_id == feed_id)
+            .order_by(entries.c.published_at.desc(), entries.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _unique_rows(
+    feed_id: int, parsed: Sequence[ParsedEntry], now: datetime
+) -> list[dict[str, Any]]:
+    """One row per key: a feed listing the same GUID twice keeps the first."""
+    rows: dict[str, dict[str, Any]] = {}
+    for entry in parsed:
+        if entry.key in rows:
+            continue
+        published = entry.published or now
+        # A date in the future would pin the entry to the top of every list: clamp it.
+        rows[entry.key] = dict(
+            feed_id=feed_id,
+            key=entry.key,
+            url=entry.url,
+            canonical_url=entry.canonical_url,
+            title=entry.title,
+            summary=entry.summary,
+            content=entry.content,
+            author=entry.author,
+            lang=entry.lang,
+            published_at=min(published, now),
+            updated_at=entry.updated,
+            first_seen_at=now,
+            content_hash=entry.content_hash,
+        )
+    return list(rows.values())

@@ -1,0 +1,286 @@
+"""Feeds and their health: what is due, what failed and why, what is paused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, Row, and_, or_, select, update
+
+from newsdesk.errors import UsageError
+from newsdesk.models import Feed, FeedSpec
+from newsdesk.store.schema import feeds
+
+FETCHABLE = ("active",)
+
+
+def _feed(row: Row[Any]) -> Feed:
+    return Feed(
+        id=row.id,
+        url=row.url,
+        declared_url=row.declared_url,
+        name=row.name,
+        title=row.title,
+        site_url=row.site_url,
+        section=row.section,
+        tags=tuple(row.tags or ()),
+        weight=row.weight,
+        source=row.source,
+        status=row.status,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        body_hash=row.body_hash,
+        error_count=row.error_count,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
+        last_checked_at=row.last_checked_at,
+        last_success_at=row.last_success_at,
+        next_check_at=row.next_check_at,
+        created_at=row.created_at,
+    )
+
+
+class FeedStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- what the curator declares -------------------------------------------------
+
+    def sync_config(self, specs: Sequence[FeedSpec], now: datetime) -> None:
+        """Make the store follow newsdesk.toml: add new feeds, update names/sections/tags,
+        and mark config feeds that left the file as removed (their entries stay)."""
+        wanted = {spec.url: spec for spec in specs}
+        with self.engine.begin() as conn:
+            # Matched on the declared URL: a feed that moved (301) keeps its row.
+            existing = {row.declared_url: row for row in conn.execute(select(feeds))}
+            for url, spec in wanted.items():
+                row = existing.get(url)
+                values = _spec_values(spec)
+                if row is None:
+                    conn.execute(
+                        feeds.insert().values(
+                            url=url,
+                            declared_url=url,
+                            source="config",
+                            status="active",
+                            created_at=now,
+                            **values,
+                        )
+                    )
+                    continue
+                changes = {k: v for k, v in values.items() if getattr(row, k) != v}
+                if row.source != "config":
+                    changes["source"] = "config"
+                if row.status == "removed":
+                    changes["status"] = "active"
+                if changes:
+                    conn.execute(update(feeds).where(feeds.c.id == row.id).values(**changes))
+            gone = [
+                row.id
+                for url, row in existing.items()
+                if row.source == "config" and url not in wanted and row.status != "removed"
+            ]
+            if gone:
+                conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(status="removed"))
+
+    def add(self, spec: FeedSpec, *, source: str, now: datetime) -> Feed:
+        """Add a feed (``feeds add``, OPML import); an existing URL is left as it is."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(feeds).where(_named(spec.url))).first()
+            if row is None:
+                conn.execute(
+                    feeds.insert().values(
+                        url=spec.url,
+                        declared_url=spec.url,
+                        source=source,
+                        status="active",
+                        created_at=now,
+                        **_spec_values(spec),
+                    )
+                )
+            elif row.status == "removed":
+                conn.execute(
+                    update(feeds)
+                    .where(feeds.c.id == row.id)
+                    .values(status="active", source=source, **_spec_values(spec))
+                )
+        return self.get(spec.url)
+
+    def remove(self, url: str) -> Feed:
+        """Stop fetching a feed added from the CLI or OPML; its entries stay."""
+        feed = self.get(url)
+        if feed.source == "config":
+            raise UsageError(f"{url}: declared in newsdesk.toml; remove its [[feed]] block there")
+        with self.engine.begin() as conn:
+            conn.execute(update(feeds).where(feeds.c.id == feed.id).values(status="removed"))
+        return self.get(url)
+
+    # -- lookups --------------------------------------------------------------------
+
+    def get(self, url: str) -> Feed:
+        """The feed fetched from ``url``, or declared as ``url`` before it moved."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(feeds).where(_named(url)).order_by(feeds.c.id)).first()
+        if row is None:
+            raise UsageError(f"{url}: no such feed (see `newsdesk feeds list`)")
+        return _feed(row)
+
+    def by_id(self, feed_id: int) -> Feed:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(feeds).where(feeds.c.id == feed_id)).one()
+        return _feed(row)
+
+    def listed(self, *, include_removed: bool = False) -> list[Feed]:
+        """Every feed, failing ones first, then by URL."""
+        query = select(feeds).order_by(feeds.c.error_count.desc(), feeds.c.url)
+        if not include_removed:
+            query = query.where(feeds.c.status != "removed")
+        with self.engine.connect() as conn:
+            return [_feed(row) for row in conn.execute(query)]
+
+    def due(self, now: datetime, *, limit: int | None = None) -> list[Feed]:
+        """Active feeds whose next check has come (never-checked feeds first)."""
+        query = (
+            select(feeds)
+            .where(
+                and_(
+                    feeds.c.status.in_(FETCHABLE),
+                    or_(feeds.c.next_check_at.is_(None), feeds.c.next_check_at <= now),
+                )
+            )
+            .order_by(feeds.c.next_check_at.is_not(None), feeds.c.next_check_at, feeds.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_feed(row) for row in conn.execute(query)]
+
+    def fetchable(self) -> list[Feed]:
+        """Every active feed, due or not (``fetch --all``)."""
+        query = select(feeds).where(feeds.c.status.in_(FETCHABLE)).order_by(feeds.c.id)
+        with self.engine.connect() as conn:
+            return [_feed(row) for row in conn.execute(query)]
+
+    # -- health -----------------------------------------------------------------------
+
+    def record_success(
+        self,
+        feed_id: int,
+        *,
+        now: datetime,
+        next_check: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: str | None,
+        title: str | None = None,
+        site_url: str | None = None,
+        lang: str | None = None,
+    ) -> None:
+        """A 200 or 304: reset the failure count, keep the validators for the next GET."""
+        values: dict[str, Any] = dict(
+            error_count=0,
+            last_error=None,
+            last_error_at=None,
+            last_checked_at=now,
+            last_success_at=now,
+            next_check_at=next_check,
+            etag=etag,
+            last_modified=last_modified,
+            body_hash=body_hash,
+        )
+        if title:
+            values["title"] = title[:500]
+        if site_url:
+            values["site_url"] = site_url[:2048]
+        if lang:
+            values["lang"] = lang[:20]
+        with self.engine.begin() as conn:
+            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+
+    def record_error(
+        self,
+        feed_id: int,
+        reason: str,
+        *,
+        now: datetime,
+        next_check: datetime,
+        pause_after: int,
+    ) -> Feed:
+        """One more consecutive failure; past ``pause_after`` the feed is paused."""
+        with self.engine.begin() as conn:
+            count = conn.execute(
+                update(feeds)
+                .where(feeds.c.id == feed_id)
+                .values(
+                    error_count=feeds.c.error_count + 1,
+                    last_error=reason[:1000],
+                    last_error_at=now,
+                    last_checked_at=now,
+                    next_check_at=next_check,
+                )
+                .returning(feeds.c.error_count)
+            ).scalar_one()
+            if count >= pause_after:
+                conn.execute(
+                    update(feeds)
+                    .where(and_(feeds.c.id == feed_id, feeds.c.status == "active"))
+                    .values(status="paused")
+                )
+        return self.by_id(feed_id)
+
+    def retire(self, feed_id: int, reason: str, *, now: datetime) -> None:
+        """410 Gone: never fetch again (``feeds revive`` undoes it)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(feeds)
+                .where(feeds.c.id == feed_id)
+                .values(
+                    status="retired",
+                    last_error=reason[:1000],
+                    last_error_at=now,
+                    last_checked_at=now,
+                    next_check_at=None,
+                    error_count=feeds.c.error_count + 1,
+                )
+            )
+
+    def move(self, feed_id: int, new_url: str, *, now: datetime) -> bool:
+        """A permanent redirect: store the new URL. False when another feed already has
+        it (then this one is retired as a duplicate instead)."""
+        with self.engine.begin() as conn:
+            taken = conn.execute(select(feeds.c.id).where(feeds.c.url == new_url)).first()
+            if taken is None:
+                conn.execute(update(feeds).where(feeds.c.id == feed_id).values(url=new_url))
+                return True
+            conn.execute(
+                update(feeds)
+                .where(feeds.c.id == feed_id)
+                .values(
+                    status="retired",
+                    last_error=f"moved permanently to {new_url}, which is already subscribed",
+                    last_error_at=now,
+                )
+            )
+            return False
+
+    def revive(self, urls: Iterable[str], *, now: datetime) -> list[Feed]:
+        """Un-pause (or un-retire) feeds and make them due now."""
+        revived = []
+        for url in urls:
+            feed = self.get(url)
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(feeds)
+                    .where(feeds.c.id == feed.id)
+                    .values(status="active", error_count=0, next_check_at=now)
+                )
+            revived.append(self.get(url))
+        return revived
+
+
+def _named(url: str) -> ColumnElement[bool]:
+    return or_(feeds.c.url == url, feeds.c.declared_url == url)
+
+
+def _spec_values(spec: FeedSpec) -> dict[str, Any]:
+    return dict(name=spec.name, section=spec.section, tags=list(spec.tags), weight=spec.weight)

@@ -1,0 +1,193 @@
+"""The tables, as SQLAlchemy Core metadata (the migrations in ``migrations/`` create them).
+
+Timestamps are stored as naive UTC and handed out as aware UTC (:class:`UTCDateTime`), so
+the same code works on SQLite (no time zones) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out; naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; pass UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Where the feed is fetched from now: follows permanent redirects.
+    Column("url", String(2048), nullable=False, unique=True),
+    # The URL as the curator wrote it (newsdesk.toml, `feeds add`): how they name it.
+    Column("declared_url", String(2048), nullable=False, unique=True),
+    Column("name", String(300)),
+    Column("title", String(500)),
+    Column("site_url", String(2048)),
+    Column("lang", String(20)),
+    Column("section", String(100)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("weight", Float, nullable=False, default=1.0),
+    # Where the feed came from: "config" feeds follow newsdesk.toml, the others the CLI.
+    Column("source", String(20), nullable=False, default="cli"),
+    # active | paused (too many failures) | retired (410 Gone) | removed (left the config)
+    Column("status", String(20), nullable=False, default="active"),
+    Column("etag", String(500)),
+    Column("last_modified", String(100)),
+    Column("body_hash", String(64)),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime),
+    Column("last_checked_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("next_check_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "status", "next_check_at"),
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    # GUID, else canonical URL, else content hash (identity.entry_key): one row per
+    # feed and key, ever, even when the entry drops out of the feed and comes back.
+    Column("key", String(600), nullable=False),
+    Column("url", String(2048)),
+    Column("canonical_url", String(2048)),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("content", Text, nullable=False, default=""),
+    Column("author", String(500)),
+    Column("lang", String(20)),
+    # The feed's date, else the first time newsdesk saw the entry.
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    UniqueConstraint("feed_id", "key"),
+    Index(None, "canonical_url"),
+    Index(None, "published_at"),
+    Index(None, "feed_id", "published_at"),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("score", Float, nullable=False, default=0.0),
+    Column("first_published_at", UTCDateTime, nullable=False),
+    Column("last_published_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "last_published_at"),
+)
+
+story_entries = Table(
+    "story_entries",
+    metadata,
+    # An entry belongs to at most one story.
+    Column("entry_id", ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("story_id", ForeignKey("stories.id", ondelete="CASCADE"), nullable=False, index=True),
+    # Why it joined: "first", "same-url", "same-text", "same-event", "curator".
+    Column("signal", String(40), nullable=False),
+    Column("similarity", Float, nullable=False, default=0.0),
+    Column("pinned", Boolean, nullable=False, default=False),
+    Column("joined_at", UTCDateTime, nullable=False),
+)
+
+issues = Table(
+    "issues",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # One issue per schedule slot (e.g. "2026-11-23T07:00+01:00"), even with two senders.
+    Column("slot", String(64), nullable=False, unique=True),
+    Column("subject", Text, nullable=False, default=""),
+    Column("status", String(20), nullable=False, default="draft"),
+    Column("html", Text),
+    Column("text", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+)
+
+issue_stories = Table(
+    "issue_stories",
+    metadata,
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("story_id", ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
+    Column("section", String(100)),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200)),
+    Column("language", String(20)),
+    # active | unsubscribed | bounced
+    Column("status", String(20), nullable=False, default="active"),
+    Column("source", String(40), nullable=False, default="cli"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issue_id", ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    # queued -> sending -> sent | failed | unknown
+    Column("state", String(20), nullable=False, default="queued"),
+    Column("message_id", String(300), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("issue_id", "subscriber_id"),
+    Index(None, "issue_id", "state"),
+)
