@@ -33,8 +33,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Context:
     """Lazily loaded config and store, shared by the sub-commands of one invocation."""
 
-    def __init__(self, config_option: str | None) -> None:
+    def __init__(self, config_option: str | None, verbose: bool) -> None:
         self.path = config_path(config_option, os.environ)
+        self.verbose = verbose
+        self.daemon = False
         self._config: Config | None = None
         self._store: Store | None = None
 
@@ -42,7 +44,11 @@ class Context:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.path)
-            setup_logging(self._config.log.level, self._config.log.format)
+            level = self._config.log.level
+            # One-shot commands print their own summary; their info lines would repeat it.
+            if not (self.verbose or self.daemon) and level in ("debug", "info"):
+                level = "warning"
+            setup_logging("debug" if self.verbose else level, self._config.log.format)
         return self._config
 
     @property
@@ -79,11 +85,12 @@ def _user_errors() -> Iterator[None]:
     metavar="PATH",
     help="Config file (default: $NEWSDESK_CONFIG, else config/newsdesk.toml).",
 )
+@click.option("-v", "--verbose", is_flag=True, help="Log every event (debug level).")
 @click.version_option(__version__, prog_name="newsdesk")
 @click.pass_context
-def cli(click_ctx: click.Context, config_option: str | None) -> None:
+def cli(click_ctx: click.Context, config_option: str | None, verbose: bool) -> None:
     """newsdesk: turn the feeds you follow into a finished email digest."""
-    ctx = Context(config_option)
+    ctx = Context(config_option, verbose)
     click_ctx.obj = ctx
     click_ctx.call_on_close(ctx.close)
 
@@ -338,6 +345,7 @@ def status(ctx: Context, as_json: bool) -> None:
 def run(ctx: Context, once: bool) -> None:
     """Run the daemon (or, with --once, one round of every due job)."""
     with _user_errors():
+        ctx.daemon = not once
         if once:
             summary = jobs.run_once(ctx.config, ctx.store)
             click.echo(summary.line())

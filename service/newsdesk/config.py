@@ -125,6 +125,16 @@ def config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
     return Path(cli_value or env.get("NEWSDESK_CONFIG") or DEFAULT_CONFIG)
 
 
+def known_keys() -> set[str]:
+    """Every key newsdesk.toml may hold, as ``fetch.interval`` or ``feed[1].url``."""
+    validator = _Validator(Path("newsdesk.toml"), {})
+    try:
+        validator.config({"section": [{}], "feed": [{}]})
+    except ConfigError:
+        pass  # the empty blocks lack their required keys; only the asked keys matter
+    return validator.asked
+
+
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     """Read, override from ``env`` and validate; raise ConfigError listing every problem."""
     env = os.environ if env is None else env
@@ -146,6 +156,8 @@ class _Validator:
         self.path = path
         self.env = env
         self.problems: list[str] = []
+        self.asked: set[str] = set()
+        """Every key the validator looked for: the documented surface of the config."""
 
     def problem(self, where: str, reason: str) -> None:
         # Environment overrides are named on their own: the file is not where they went wrong.
@@ -244,7 +256,7 @@ class _Validator:
                 "or point mail.smtp.password_file at a file",
             )
             st.used.add("password")
-        password_file = st.get("password_file", read_nonempty, "")
+        password_file = st.get("password_file", read_str, "")
         password = st.env_value("password") or ""
         if not password and password_file:
             password = self.read_secret(st.where("password_file"), Path(password_file))
@@ -354,6 +366,7 @@ class _Table:
         required: bool = False,
     ) -> T:
         self.used.add(key)
+        self.v.asked.add(self.where(key))
         from_env = self.env_value(key)
         where = self.where(key)
         if from_env is not None:

@@ -184,7 +184,7 @@ def read_address(value: Any) -> str:
     text = read_nonempty(value)
     _, address = parseaddr(text)
     local, _, domain = address.rpartition("@")
-    if not local or "." not in domain or " " in address:
+    if not local or not domain or " " in address or address.count("@") != 1:
         raise ValueError(f"not an email address: {_show(text)}")
     return text
 

@@ -645,10 +645,10 @@ class Fetcher:
                         url, f"too many redirects (more than {self._settings.max_redirects})"
                     )
                 try:
-                    target = current.join(location.strip())
+                    joined = current.join(location.strip())
                 except httpx.InvalidURL as exc:
                     raise FetchError(url, f"invalid redirect to {location!r}: {exc}") from exc
-                target = _target(url, str(target), redirect=True)
+                target = _target(url, joined, location=location)
                 if str(target) in visited:
                     raise FetchError(url, f"redirect loop: back to {target}")
                 visited.add(str(target))
@@ -719,17 +719,20 @@ class Fetcher:
         return bytes(body)
 
 
-def _target(url: str, target: str, *, redirect: bool = False) -> httpx.URL:
-    """Parse a URL we are about to request; FetchError unless it is http(s) with a host."""
-    what = "redirect to" if redirect else "URL"
+def _target(url: str, target: str | httpx.URL, *, location: str | None = None) -> httpx.URL:
+    """Parse a URL we are about to request; FetchError unless it is http(s) with a host.
+
+    ``location`` is the Location header when ``target`` is a redirect resolved against it.
+    """
+    what, shown = ("URL", str(target)) if location is None else ("redirect to", location)
     try:
         parsed = httpx.URL(target)
     except httpx.InvalidURL as exc:
-        raise FetchError(url, f"invalid {what} {target!r}: {exc}") from exc
+        raise FetchError(url, f"invalid {what} {shown!r}: {exc}") from exc
     if parsed.scheme not in ("http", "https"):
-        raise FetchError(url, f"unsupported {what} {target!r}: only http and https")
+        raise FetchError(url, f"unsupported {what} {shown!r}: only http and https")
     if not parsed.host:
-        raise FetchError(url, f"invalid {what} {target!r}: no host")
+        raise FetchError(url, f"invalid {what} {shown!r}: no host")
     return parsed
 
 

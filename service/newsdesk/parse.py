@@ -111,6 +111,10 @@ _HTML_START_RE = re.compile(
 _ROOT_TAG_RE = re.compile(rb"<([A-Za-z_][\w:.-]*)")
 _LANG_RE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
 _TEXT_CLEANER = nh3.Cleaner(tags=set(), attributes={})
+_ASCII_SPACE = " \t\n\r\f\v"
+_SPACES_RE = re.compile(f"[{_ASCII_SPACE}]+")
+# C0 controls other than whitespace, and DEL: never meant, sometimes in broken feeds.
+_CONTROL_CHARS = dict.fromkeys([*range(0x09), *range(0x0E, 0x20), 0x7F])
 
 _HARMLESS_ERRORS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 _XML_ERRORS = (xml.sax.SAXException, feedparser.UndeclaredNamespace)
@@ -200,7 +204,9 @@ def _plain_text(value: str | None, is_html: bool) -> str:
         return ""
     if is_html:
         value = html.unescape(_TEXT_CLEANER.clean(value))
-    return " ".join(value.split())
+    value = value.translate(_CONTROL_CHARS)
+    # Only ASCII whitespace: a no-break or thin space in a title is meant.
+    return _SPACES_RE.sub(" ", value).strip(_ASCII_SPACE)
 
 
 def _html_of(detail: Mapping[str, Any] | None, base_url: str) -> str:

@@ -1,0 +1,204 @@
+"""The store on both engines: migrations, feed health, and insert-only-new entries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from conftest import NOW
+
+from newsdesk.errors import UsageError
+from newsdesk.models import FeedSpec, ParsedEntry
+from newsdesk.store import Store, open_store
+from newsdesk.store.schema import metadata
+
+
+def entry(key: str, **overrides: object) -> ParsedEntry:
+    base = ParsedEntry(
+        key=key,
+        title=f"Title {key}",
+        url=f"https://example.org/{key}",
+        canonical_url=f"https://example.org/{key}",
+        summary="<p>summary</p>",
+        content="",
+        author=None,
+        published=NOW - timedelta(hours=1),
+        updated=None,
+        lang="en",
+        content_hash=f"hash-{key}",
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(store_url: str) -> Store:
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    assert store.pending_migrations() == []
+
+
+def test_opening_twice_migrates_once(store_url: str) -> None:
+    open_store(store_url).close()
+    again = open_store(store_url)
+    assert again.pending_migrations() == []
+    again.close()
+
+
+def test_config_feeds_are_added_updated_and_removed(store: Store) -> None:
+    store.feeds.sync_config(
+        [FeedSpec("https://a.example/feed", name="A"), FeedSpec("https://b.example/feed")], NOW
+    )
+    store.feeds.sync_config([FeedSpec("https://a.example/feed", name="A2", tags=("x",))], NOW)
+
+    a = store.feeds.get("https://a.example/feed")
+    assert (a.name, a.tags, a.source, a.status) == ("A2", ("x",), "config", "active")
+    assert store.feeds.get("https://b.example/feed").status == "removed"
+    assert [f.url for f in store.feeds.listed()] == ["https://a.example/feed"]
+
+
+def test_a_config_feed_cannot_be_removed_from_the_cli(store: Store) -> None:
+    store.feeds.sync_config([FeedSpec("https://a.example/feed")], NOW)
+    with pytest.raises(UsageError, match="declared in newsdesk.toml"):
+        store.feeds.remove("https://a.example/feed")
+
+
+def test_new_entries_are_stored_once_per_feed_and_key(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    first = store.entries.add_new(feed.id, [entry("1"), entry("2"), entry("2")], NOW)
+    second = store.entries.add_new(feed.id, [entry("2"), entry("3")], NOW)
+
+    assert len(first) == 2
+    assert len(second) == 1
+    assert store.entries.count(feed.id) == 3
+
+
+def test_the_same_key_in_two_feeds_is_two_entries(store: Store) -> None:
+    a = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    b = store.feeds.add(FeedSpec("https://b.example/feed"), source="cli", now=NOW)
+    assert store.entries.add_new(a.id, [entry("1")], NOW)
+    assert store.entries.add_new(b.id, [entry("1")], NOW)
+
+
+def test_missing_dates_become_first_seen_and_future_dates_are_clamped(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    store.entries.add_new(
+        feed.id,
+        [entry("undated", published=None), entry("future", published=NOW + timedelta(days=300))],
+        NOW,
+    )
+    rows = {row["key"]: row for row in store.entries.for_feed(feed.id)}
+    assert rows["undated"]["published_at"] == NOW
+    assert rows["future"]["published_at"] == NOW
+    assert rows["undated"]["published_at"].tzinfo is not None
+
+
+def test_due_feeds_skip_paused_and_not_yet_due(store: Store) -> None:
+    fresh = store.feeds.add(FeedSpec("https://fresh.example/"), source="cli", now=NOW)
+    later = store.feeds.add(FeedSpec("https://later.example/"), source="cli", now=NOW)
+    overdue = store.feeds.add(FeedSpec("https://overdue.example/"), source="cli", now=NOW)
+    store.feeds.record_success(
+        later.id,
+        now=NOW,
+        next_check=NOW + timedelta(hours=1),
+        etag=None,
+        last_modified=None,
+        body_hash=None,
+    )
+    store.feeds.record_success(
+        overdue.id,
+        now=NOW,
+        next_check=NOW - timedelta(hours=1),
+        etag=None,
+        last_modified=None,
+        body_hash=None,
+    )
+    assert [f.id for f in store.feeds.due(NOW)] == [fresh.id, overdue.id]
+    assert [f.id for f in store.feeds.due(NOW + timedelta(hours=2))] == [
+        fresh.id,
+        overdue.id,
+        later.id,
+    ]
+
+
+def test_consecutive_failures_pause_a_feed_and_revive_resets_it(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    for _ in range(3):
+        feed = store.feeds.record_error(
+            feed.id, "HTTP 500 Internal Server Error", now=NOW, next_check=NOW, pause_after=3
+        )
+    assert (feed.status, feed.error_count, feed.last_error) == (
+        "paused",
+        3,
+        "HTTP 500 Internal Server Error",
+    )
+    assert store.feeds.due(NOW + timedelta(days=1)) == []
+
+    [revived] = store.feeds.revive([feed.url], now=NOW)
+    assert (revived.status, revived.error_count) == ("active", 0)
+    assert [f.id for f in store.feeds.due(NOW)] == [feed.id]
+
+
+def test_success_resets_the_failure_count(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    store.feeds.record_error(feed.id, "timed out", now=NOW, next_check=NOW, pause_after=5)
+    store.feeds.record_success(
+        feed.id, now=NOW, next_check=NOW, etag='"v2"', last_modified=None, body_hash="h"
+    )
+    feed = store.feeds.get(feed.url)
+    assert (feed.error_count, feed.last_error, feed.etag) == (0, None, '"v2"')
+
+
+def test_a_moved_config_feed_keeps_its_row_on_the_next_sync(store: Store) -> None:
+    store.feeds.sync_config([FeedSpec("https://old.example/feed")], NOW)
+    feed = store.feeds.get("https://old.example/feed")
+    assert store.feeds.move(feed.id, "https://new.example/feed", now=NOW)
+
+    store.feeds.sync_config([FeedSpec("https://old.example/feed")], NOW)
+    [only] = store.feeds.listed()
+    assert (only.url, only.declared_url) == ("https://new.example/feed", "https://old.example/feed")
+    assert store.feeds.get("https://old.example/feed").id == feed.id
+
+
+def test_moving_onto_an_existing_feed_retires_the_duplicate(store: Store) -> None:
+    a = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    store.feeds.add(FeedSpec("https://b.example/feed"), source="cli", now=NOW)
+    assert not store.feeds.move(a.id, "https://b.example/feed", now=NOW)
+    a = store.feeds.get("https://a.example/feed")
+    assert a.status == "retired"
+    assert "already subscribed" in (a.last_error or "")
+
+
+def test_gone_feeds_are_retired_until_revived(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    store.feeds.retire(feed.id, "gone (HTTP 410)", now=NOW)
+    assert store.feeds.due(NOW + timedelta(days=30)) == []
+    store.feeds.revive([feed.url], now=NOW)
+    assert store.feeds.get(feed.url).status == "active"
+
+
+def test_unknown_feed_is_a_usage_error_naming_the_url(store: Store) -> None:
+    with pytest.raises(UsageError, match=r"https://nope\.example/: no such feed"):
+        store.feeds.get("https://nope.example/")
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    with pytest.raises(Exception, match="naive datetime"):
+        store.feeds.record_success(
+            feed.id,
+            now=NOW.replace(tzinfo=None),
+            next_check=NOW,
+            etag=None,
+            last_modified=None,
+            body_hash=None,
+        )
