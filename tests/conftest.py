@@ -77,7 +77,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"feed corpus not found at {CORPUS} (it lives in ../shared beside the repo)")

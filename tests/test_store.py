@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import NOW
 
+from conftest import NOW
 from newsdesk.errors import UsageError
 from newsdesk.models import FeedSpec, ParsedEntry
 from newsdesk.store import Store, open_store
@@ -68,7 +68,7 @@ def test_config_feeds_are_added_updated_and_removed(store: Store) -> None:
 
 def test_a_config_feed_cannot_be_removed_from_the_cli(store: Store) -> None:
     store.feeds.sync_config([FeedSpec("https://a.example/feed")], NOW)
-    with pytest.raises(UsageError, match="declared in newsdesk.toml"):
+    with pytest.raises(UsageError, match=r"declared in newsdesk\.toml"):
         store.feeds.remove("https://a.example/feed")
 
 

@@ -32,6 +32,9 @@ class ConfigError(NewsdeskError):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str]]]:
+        return (type(self), (self.problems,))
+
 
 class StoreError(NewsdeskError):
     """The store cannot be opened, migrated, or written."""
@@ -49,6 +52,11 @@ class FeedError(NewsdeskError):
         self.reason = reason
         super().__init__(f"{url}: {reason}")
 
+    def __reduce__(self) -> tuple[type[FeedError], tuple[object, ...]]:
+        # Parse errors cross the process boundary of the parser pool; the default
+        # reduction would call __init__ with the message alone and break the pool.
+        return (type(self), (self.url, self.reason))
+
 
 class FetchError(FeedError):
     """The feed could not be downloaded."""
@@ -64,6 +72,9 @@ class RateLimited(FetchError):
     def __init__(self, url: str, reason: str, retry_after: float | None) -> None:
         super().__init__(url, reason)
         self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[FeedError], tuple[object, ...]]:
+        return (type(self), (self.url, self.reason, self.retry_after))
 
 
 class BlockedAddress(FetchError):

@@ -12,15 +12,17 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing import get_context
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from newsdesk.cadence import Cadence, next_check_after_error, next_check_after_success
 from newsdesk.config import FetchConfig
-from newsdesk.errors import FeedError, FeedGone, FetchError, RateLimited
+from newsdesk.errors import FeedError, FeedGone, FetchError, ParseError, RateLimited
 from newsdesk.fetch import Fetcher
 from newsdesk.models import Feed, FetchedFeed, ParsedFeed
 from newsdesk.parse import parse_feed
@@ -78,10 +80,10 @@ async def refresh_feeds(
     summary = RefreshSummary()
     if not feeds:
         return summary
-    pool: Executor | None = None
+    pool: ParserPool | None = None
     if len(feeds) >= POOL_THRESHOLD:
         workers = ctx.fetch.parse_workers or os.cpu_count() or 1
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(feeds)))
+        pool = ParserPool(min(workers, len(feeds)))
     try:
         async with Fetcher(ctx.fetch.settings) as fetcher:
 
@@ -93,7 +95,7 @@ async def refresh_feeds(
             await asyncio.gather(*(one(feed) for feed in feeds))
     finally:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown()
     log.info(
         "fetch round done: %s",
         summary.line(),
@@ -105,7 +107,7 @@ async def refresh_feeds(
 async def _refresh_one(
     ctx: RefreshContext,
     fetcher: Fetcher,
-    pool: Executor | None,
+    pool: ParserPool | None,
     feed: Feed,
     summary: RefreshSummary,
 ) -> None:
@@ -159,16 +161,45 @@ async def _refresh_one(
         summary.failures.append((feed.url, exc.reason))
 
 
-async def _parse(pool: Executor | None, fetched: FetchedFeed) -> ParsedFeed:
-    loop = asyncio.get_running_loop()
+async def _parse(pool: ParserPool | None, fetched: FetchedFeed) -> ParsedFeed:
     headers = dict(fetched.headers)
     if pool is None:
         return await asyncio.to_thread(
             parse_feed, fetched.body, url=fetched.final_url, headers=headers
         )
-    return await loop.run_in_executor(
-        pool, _parse_in_worker, fetched.body, fetched.final_url, headers
-    )
+    return await pool.parse(fetched.body, fetched.final_url, headers)
+
+
+class ParserPool:
+    """Worker processes for feedparser, replaced when one dies.
+
+    A hostile document may crash or exhaust a worker; that feed fails with a reason
+    and the rest of the round goes on with a fresh pool.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # forkserver, not fork: forking a process that runs threads (the event loop's
+        # executor, the store's connection pool) can deadlock the child.
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("forkserver"))
+
+    async def parse(self, body: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:
+        executor = self._executor
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, _parse_in_worker, body, url, headers)
+        except BrokenProcessPool:
+            if executor is self._executor:  # the first task to notice replaces the pool
+                log.warning("parser process died; starting a new pool", extra={"feed_url": url})
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start()
+            raise ParseError(url, "the parser process died on this document") from None
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _parse_in_worker(body: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:

@@ -1,0 +1,64 @@
+"""One library per room: only the named module may import each library (STYLE.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "service" / "newsdesk"
+
+OWNERS = {
+    "httpx": {"fetch.py"},
+    "httpcore": {"fetch.py"},
+    "feedparser": {"parse.py"},
+    "nh3": {"parse.py"},
+    "sqlalchemy": {"store/"},
+    "alembic": {"store/"},
+    "apscheduler": {"scheduler.py"},
+    "jinja2": {"render.py"},
+    "premailer": {"render.py"},
+    "smtplib": {"send.py"},
+    "click": {"cli.py"},
+}
+
+# Leaf rooms take settings and `now` as arguments: they never read config or the clock.
+LEAVES = ["fetch.py", "parse.py", "identity.py", "cadence.py", "opml.py"]
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def owned_by(path: Path, owners: set[str]) -> bool:
+    relative = path.relative_to(PACKAGE).as_posix()
+    return any(relative == o or (o.endswith("/") and relative.startswith(o)) for o in owners)
+
+
+@pytest.mark.parametrize("library", sorted(OWNERS))
+def test_each_library_has_one_room(library: str) -> None:
+    intruders = [
+        p.relative_to(PACKAGE).as_posix()
+        for p in modules()
+        if library in imports_of(p) and not owned_by(p, OWNERS[library])
+    ]
+    assert intruders == []
+
+
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_leaf_rooms_do_not_read_config_or_the_clock(leaf: str) -> None:
+    source = (PACKAGE / leaf).read_text(encoding="utf-8")
+    assert "newsdesk.config" not in source
+    assert "datetime.now" not in source and "time.time()" not in source
