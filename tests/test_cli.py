@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from conftest import write_config
 from feedserver import FeedServer, Reply
-
 from newsdesk.cli import cli
 
 

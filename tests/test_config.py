@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import write_config
 
+from conftest import write_config
 from newsdesk.config import known_keys, load_config
 from newsdesk.errors import ConfigError
 
@@ -134,7 +134,9 @@ def test_a_bad_environment_value_is_named_by_its_variable(tmp_path: Path) -> Non
 def test_secrets_come_from_env_or_files_never_from_the_toml(tmp_path: Path) -> None:
     inline = write_config(tmp_path, '[mail.smtp]\npassword = "hunter2"\n')
     [problem] = problems(inline)
-    assert problem.startswith(f"{inline}: mail.smtp.password: secrets are not read from newsdesk.toml")
+    assert problem.startswith(
+        f"{inline}: mail.smtp.password: secrets are not read from newsdesk.toml"
+    )
 
     (tmp_path / "smtp.secret").write_text("s3cret\n")
     from_file = write_config(tmp_path, '[mail.smtp]\npassword_file = "smtp.secret"\n', "b.toml")
@@ -156,7 +158,9 @@ def test_an_unreadable_secret_file_is_a_problem(tmp_path: Path) -> None:
 
 def test_local_file_feeds_need_an_explicit_opt_in(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[[feed]]\nurl = "file:samples/x.xml"\n')
-    assert problems(path) == [f"{path}: feed[1].url: file: URLs need fetch.allow_local_files = true"]
+    assert problems(path) == [
+        f"{path}: feed[1].url: file: URLs need fetch.allow_local_files = true"
+    ]
 
 
 def test_relative_sqlite_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
@@ -176,7 +180,9 @@ def test_relative_sqlite_paths_are_relative_to_the_config_file(tmp_path: Path) -
         ("fetch.min_interval", '"2d"', "must not be longer than max_interval"),
     ],
 )
-def test_bad_values_say_what_was_expected(tmp_path: Path, key: str, value: str, reason: str) -> None:
+def test_bad_values_say_what_was_expected(
+    tmp_path: Path, key: str, value: str, reason: str
+) -> None:
     table, name = key.rsplit(".", 1)
     path = write_config(tmp_path, f"[{table}]\n{name} = {value}\n")
     [problem] = problems(path)

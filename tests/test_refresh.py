@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from conftest import write_config
 from feedserver import FeedServer, Reply
-
 from newsdesk import jobs
 from newsdesk.config import Config, load_config
 from newsdesk.store import Store
@@ -53,14 +53,16 @@ def setup(tmp_path: Path, server: FeedServer, *paths: str, extra: str = "") -> t
     feeds = "".join(f'[[feed]]\nurl = "{server.url(p)}"\n' for p in paths)
     path = write_config(
         tmp_path,
-        f"[fetch]\nallow_private_networks = true\npause_after = 3\nread_timeout = \"1s\"\n"
-        f"deadline = \"3s\"\n{extra}\n{feeds}",
+        f'[fetch]\nallow_private_networks = true\npause_after = 3\nread_timeout = "1s"\n'
+        f'deadline = "3s"\n{extra}\n{feeds}',
     )
     config = load_config(path, {})
     return config, jobs.open_app_store(config)
 
 
-def test_a_round_stores_new_entries_then_uses_conditional_get(tmp_path: Path, server: FeedServer) -> None:
+def test_a_round_stores_new_entries_then_uses_conditional_get(
+    tmp_path: Path, server: FeedServer
+) -> None:
     server.route("/feed.xml", Reply(body=rss(1, 2), headers={"ETag": '"v1"'}))
     config, store = setup(tmp_path, server, "/feed.xml")
     clock = Clock()
@@ -71,9 +73,11 @@ def test_a_round_stores_new_entries_then_uses_conditional_get(tmp_path: Path, se
     clock.advance(timedelta(days=2))
     server.route(
         "/feed.xml",
-        lambda r: Reply(status=304)
-        if r.headers.get("if-none-match") == '"v1"'
-        else Reply(body=rss(1, 2, 3)),
+        lambda r: (
+            Reply(status=304)
+            if r.headers.get("if-none-match") == '"v1"'
+            else Reply(body=rss(1, 2, 3))
+        ),
     )
     second = jobs.run_once(config, store, clock=clock)
     assert (second.not_modified, second.new_entries) == (1, 0)
@@ -115,7 +119,9 @@ def test_ttl_makes_checks_rarer(tmp_path: Path, server: FeedServer) -> None:
     assert feed.next_check_at - clock.now >= timedelta(hours=10)
 
 
-def test_failures_are_stored_with_a_reason_and_pause_the_feed(tmp_path: Path, server: FeedServer) -> None:
+def test_failures_are_stored_with_a_reason_and_pause_the_feed(
+    tmp_path: Path, server: FeedServer
+) -> None:
     server.route("/ok.xml", Reply(body=rss(1)))
     server.route("/broken.xml", Reply(status=500))
     config, store = setup(tmp_path, server, "/ok.xml", "/broken.xml")

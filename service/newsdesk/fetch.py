@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import zlib
@@ -57,6 +58,9 @@ ACCEPT_ENCODING: Final = "gzip, deflate"
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _PERMANENT: Final = frozenset({301, 308})
 _MAX_REASON: Final = 200
+# ASCII only: str.isdigit() also accepts "²", which int() then refuses.
+_DIGITS: Final = re.compile(r"[0-9]+")
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
 # Decompress in pieces this big, so a bomb never inflates past the cap by more than this.
 _PIECE: Final = 64 * 1024
 # NAT64 (RFC 6052) addresses stand for the IPv4 address in their last 32 bits.
@@ -74,18 +78,21 @@ class DeadlineExceeded(TimeoutError):
 # -- pure helpers -------------------------------------------------------------------
 
 
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
+def parse_retry_after(value: str | None, now: datetime | None) -> float | None:
     """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date), or None.
 
-    A date in the past, or a negative number, means "now" (0); garbage means None.
+    A date in the past, or a negative number, means "now" (0); garbage means None, and
+    so does a date when ``now`` is None.
     """
     if value is None or not (text := value.strip()):
         return None
-    if text.lstrip("+-").isdigit():
+    if _INTEGER.fullmatch(text):
         return float(max(0, int(text)))
+    if now is None:
+        return None
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
@@ -106,7 +113,7 @@ def parse_max_age(cache_control: str | None) -> float | None:
             return None
         if name == "max-age" and max_age is None:
             value = value.strip().strip('"')
-            if value.isdigit():
+            if _DIGITS.fullmatch(value):
                 max_age = float(value)
     return max_age
 
@@ -284,7 +291,8 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        # A link-local answer keeps its "%zone": it is needed to connect (when allowed).
+        address = ipaddress.ip_address(str(sockaddr[0]))
         if address not in addresses:
             addresses.append(address)
     return addresses
@@ -590,14 +598,22 @@ class Fetcher:
             await client.__aexit__(exc_type, exc, tb)
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        now: datetime | None = None,
     ) -> FetchedFeed:
         """GET one feed (conditionally when ``etag``/``last_modified`` are given).
 
         Returns a 200 or 304 result; raises FetchError (FeedGone, RateLimited,
-        BlockedAddress) for everything else. Waiting for a free slot (``concurrency``,
-        ``per_host`` for the feed's host name) does not count against the deadline;
-        redirect targets on other hosts do not take another per-host slot.
+        BlockedAddress) for everything else.
+
+        Waiting for a free slot (``concurrency``, ``per_host`` for the feed's host name)
+        does not count against the deadline; redirect targets on other hosts do not take
+        another per-host slot. ``now`` is only used to read a Retry-After date from a
+        server that sends no Date header (fetch never reads the clock).
         """
         if self._client is None:
             raise RuntimeError("Fetcher.fetch() outside 'async with Fetcher(...)'")
@@ -613,7 +629,7 @@ class Fetcher:
                 deadline = asyncio.timeout(self._settings.deadline)
                 try:
                     async with deadline:
-                        return await self._follow(client, url, start, headers)
+                        return await self._follow(client, url, start, headers, now)
                 except TimeoutError as exc:
                     if deadline.expired():
                         raise DeadlineExceeded(self._settings.deadline) from exc
@@ -627,7 +643,12 @@ class Fetcher:
                 raise FetchError(url, describe_error(exc)) from exc
 
     async def _follow(
-        self, client: httpx.AsyncClient, url: str, start: httpx.URL, headers: dict[str, str]
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        start: httpx.URL,
+        headers: dict[str, str],
+        now: datetime | None,
     ) -> FetchedFeed:
         current, visited, hops, permanent = start, {str(start)}, 0, True
         while True:
@@ -635,7 +656,7 @@ class Fetcher:
                 status = response.status_code
                 if status not in _REDIRECTS:
                     moved = str(current) if hops and permanent else None
-                    return await self._result(url, current, response, headers, moved)
+                    return await self._result(url, current, response, headers, moved, now)
                 location = response.headers.get("location")
                 if not location:
                     raise FetchError(url, f"{_status_text(status)} without a Location header")
@@ -662,13 +683,14 @@ class Fetcher:
         response: httpx.Response,
         sent: dict[str, str],
         moved: str | None,
+        now: datetime | None,
     ) -> FetchedFeed:
         headers = {name.lower(): value for name, value in response.headers.items()}
         status = response.status_code
         if status == 410:
             raise FeedGone(url, "gone (HTTP 410): the publisher removed the feed")
         if status in (429, 503):
-            retry_after = parse_retry_after(headers.get("retry-after"), _server_now(headers))
+            retry_after = _retry_after(headers, now)
             later = f", retry after {retry_after:.0f} s" if retry_after is not None else ""
             raise RateLimited(url, _status_text(status) + later, retry_after)
         if status not in (200, 304):
@@ -701,7 +723,7 @@ class Fetcher:
             raise FetchError(url, f"unsupported content encoding {encoding!r}") from None
         # Content-Length counts the bytes on the wire: only a limit for identity bodies.
         declared = headers.get("content-length", "").strip()
-        if inflater is None and declared.isdigit() and int(declared) > limit:
+        if inflater is None and _DIGITS.fullmatch(declared) and int(declared) > limit:
             raise FetchError(url, too_large)
         body = bytearray()
         try:
@@ -736,9 +758,12 @@ def _target(url: str, target: str | httpx.URL, *, location: str | None = None) -
     return parsed
 
 
-def _server_now(headers: dict[str, str]) -> datetime:
-    """The server's clock (Date header) when it sent one: Retry-After dates are on it."""
+def _retry_after(headers: dict[str, str], now: datetime | None) -> float | None:
+    """Retry-After in seconds; a date counts from the server's Date header when there is
+    one (immune to our clock being off), else from ``now``."""
+    reference: datetime | None
     try:
-        return parsedate_to_datetime(headers["date"])
-    except (KeyError, TypeError, ValueError, IndexError):
-        return datetime.now(UTC)
+        reference = parsedate_to_datetime(headers["date"])
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+        reference = now
+    return parse_retry_after(headers.get("retry-after"), reference)

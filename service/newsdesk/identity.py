@@ -67,6 +67,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PATH_SAFE = "/%:@!$&'()*+,;=~-._"
 _QUERY_SAFE = _PATH_SAFE + "?"
 
+_HOST_RE = re.compile(r"[a-z0-9_~.-]+")
+
 _BLOCK_CONTENT_RE = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
 # Inline tags vanish without a trace ("<b>Hel</b>lo" is one word); every other tag
 # separates words, as paragraphs and line breaks do when rendered.
@@ -116,12 +118,14 @@ def _canonical_url(url: str, base: str | None) -> str | None:
 
 
 def _canonical_host(host: str) -> str:
-    """Lower-case host, IDNA-encoded when it is not ASCII; IPv6 literals in brackets."""
+    """Lower-case host, IDNA-encoded when not ASCII, IPv6 in brackets; "" when invalid."""
     if ":" in host:
         return f"[{host}]"
     if not host.isascii():
         host = host.encode("idna").decode("ascii")
-    return host.lower()
+    host = host.lower()
+    # Spaces, controls, quotes...: not a host name, whatever urlsplit let through.
+    return host if _HOST_RE.fullmatch(host) else ""
 
 
 def _strip_tracking(query: str) -> str:

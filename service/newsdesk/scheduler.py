@@ -38,6 +38,8 @@ def run_daemon(config: Config, store: Store) -> None:
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
+        if not scheduler.running:  # a second signal while stopping
+            return
         log.info("stopping on %s", signal.Signals(signum).name)
         scheduler.shutdown(wait=False)
 
