@@ -29,11 +29,11 @@ from newsdesk.fetch import (
     ACCEPT,
     DeadlineExceeded,
     Fetcher,
-    _AddressPolicy,
     describe_error,
     parse_max_age,
     parse_retry_after,
 )
+from newsdesk.fetch.guard import _AddressPolicy
 from newsdesk.models import FetchedFeed, FetchSettings
 
 T = TypeVar("T")

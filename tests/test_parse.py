@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from newsdesk import parse
 from newsdesk.errors import ParseError
 from newsdesk.models import ParsedFeed
-from newsdesk.parse import parse_feed, sanitize_html
+from newsdesk.parse import parse_feed, sanitize_html, xmlfeed
 
 FEED_URL = "https://example.com/feed.xml"
 BASE = "https://example.com/posts/1"
@@ -143,7 +142,7 @@ def test_sanitize_html_of_nothing_is_nothing() -> None:
 
 def test_feedparser_only_ever_gets_a_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, dict[str, Any]]] = []
-    feedparser_module = vars(parse)["feedparser"]  # Only parse imports feedparser.
+    feedparser_module = vars(xmlfeed)["feedparser"]  # Only parse/ imports feedparser.
     real_parse = feedparser_module.parse
 
     def spy(source: Any, **kwargs: Any) -> Any:
@@ -431,14 +430,14 @@ def test_an_entry_with_nothing_to_show_is_skipped() -> None:
 
 
 def test_an_entry_that_breaks_is_skipped_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_entry = parse._xml_entry
+    real_entry = xmlfeed._xml_entry
 
     def fragile(raw: Any, **kwargs: Any) -> Any:
         if dict.get(raw, "title") == "boom":
             raise ValueError("odd data")
         return real_entry(raw, **kwargs)
 
-    monkeypatch.setattr(parse, "_xml_entry", fragile)
+    monkeypatch.setattr(xmlfeed, "_xml_entry", fragile)
     feed = parse_doc(rss("<item><title>boom</title></item><item><title>fine</title></item>"))
     assert [e.title for e in feed.entries] == ["fine"]
     assert feed.skipped == 1

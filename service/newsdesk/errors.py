@@ -67,7 +67,7 @@ class FeedGone(FetchError):
 
 
 class RateLimited(FetchError):
-    """The server asked us to slow down (429, or 503 with Retry-After)."""
+    """The server asked us to slow down (429 or 503, with or without Retry-After)."""
 
     def __init__(self, url: str, reason: str, retry_after: float | None) -> None:
         super().__init__(url, reason)

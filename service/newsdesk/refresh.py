@@ -12,12 +12,13 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
 from newsdesk.cadence import Cadence, next_check_after_error, next_check_after_success
@@ -29,6 +30,7 @@ from newsdesk.parse import parse_feed
 from newsdesk.store import Store
 
 log = logging.getLogger("newsdesk.refresh")
+T = TypeVar("T")
 
 # Below this many feeds a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
@@ -84,16 +86,21 @@ async def refresh_feeds(
     if len(feeds) >= POOL_THRESHOLD:
         workers = ctx.fetch.parse_workers or os.cpu_count() or 1
         pool = ParserPool(min(workers, len(feeds)))
+    # Store calls run on one thread of their own: the event loop stays free for the
+    # network, and writes stay serial (SQLite has one writer anyway).
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdesk-store")
     try:
         async with Fetcher(ctx.fetch.settings) as fetcher:
+            round_ = _Round(ctx, fetcher, pool, writer, summary)
 
             async def one(feed: Feed) -> None:
-                await _refresh_one(ctx, fetcher, pool, feed, summary)
+                await round_.refresh(feed)
                 if on_feed_done is not None:
                     on_feed_done(feed)
 
             await asyncio.gather(*(one(feed) for feed in feeds))
     finally:
+        writer.shutdown(wait=True)
         if pool is not None:
             pool.shutdown()
     log.info(
@@ -104,47 +111,43 @@ async def refresh_feeds(
     return summary
 
 
-async def _refresh_one(
-    ctx: RefreshContext,
-    fetcher: Fetcher,
-    pool: ParserPool | None,
-    feed: Feed,
-    summary: RefreshSummary,
-) -> None:
-    try:
-        if feed.url.lower().startswith("file:"):
-            fetched = read_local_feed(feed.url, ctx.base_dir, ctx.fetch.settings.max_bytes)
-        else:
-            fetched = await fetcher.fetch(
-                feed.url, etag=feed.etag, last_modified=feed.last_modified
-            )
-        if fetched.permanent_url and fetched.permanent_url != feed.url:
-            _follow_move(ctx, feed, fetched.permanent_url)
-        body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.body else None
-        if fetched.not_modified or (body_hash is not None and body_hash == feed.body_hash):
-            _record_unchanged(ctx, feed, fetched)
-            summary.not_modified += 1
+@dataclass
+class _Round:
+    ctx: RefreshContext
+    fetcher: Fetcher
+    pool: ParserPool | None
+    writer: ThreadPoolExecutor
+    summary: RefreshSummary
+
+    async def _store(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.writer, call)
+
+    async def refresh(self, feed: Feed) -> None:
+        """Fetch, parse and store one feed; a FeedError is stored on the feed row."""
+        ctx, summary = self.ctx, self.summary
+        try:
+            if feed.url.lower().startswith("file:"):
+                fetched = read_local_feed(feed.url, ctx.base_dir, ctx.fetch.settings.max_bytes)
+            else:
+                fetched = await self.fetcher.fetch(
+                    feed.url, etag=feed.etag, last_modified=feed.last_modified, now=ctx.clock()
+                )
+            if fetched.permanent_url and fetched.permanent_url != feed.url:
+                new_url = fetched.permanent_url
+                await self._store(lambda: _follow_move(ctx, feed, new_url))
+            body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.body else None
+            if fetched.not_modified or (body_hash is not None and body_hash == feed.body_hash):
+                await self._store(lambda: _record_unchanged(ctx, feed, fetched))
+                summary.not_modified += 1
+                return
+            parsed = await _parse(self.pool, fetched)
+            new_ids = await self._store(lambda: _save_parsed(ctx, feed, fetched, parsed, body_hash))
+        except FeedError as exc:
+            error = exc
+            await self._store(lambda: _record_failure(ctx, feed, error))
+            summary.failed += 1
+            summary.failures.append((feed.url, exc.reason))
             return
-        parsed = await _parse(pool, fetched)
-        now = ctx.clock()
-        new_ids = ctx.store.entries.add_new(feed.id, parsed.entries, now)
-        ctx.store.feeds.record_success(
-            feed.id,
-            now=now,
-            next_check=next_check_after_success(
-                ctx.cadence,
-                now,
-                dates=ctx.store.entries.recent_dates(feed.id),
-                ttl_minutes=parsed.ttl_minutes,
-                max_age=fetched.max_age,
-            ),
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-            body_hash=body_hash,
-            title=parsed.title,
-            site_url=parsed.site_url,
-            lang=parsed.lang,
-        )
         for warning in parsed.warnings:
             log.warning("feed warning: %s", warning, extra={"feed_url": feed.url})
         summary.ok += 1
@@ -155,10 +158,41 @@ async def _refresh_one(
             len(new_ids),
             extra={"feed_url": feed.url, "status": "ok", "new_entries": len(new_ids)},
         )
-    except FeedError as exc:
-        _record_failure(ctx, feed, exc)
-        summary.failed += 1
-        summary.failures.append((feed.url, exc.reason))
+
+
+def _save_parsed(
+    ctx: RefreshContext,
+    feed: Feed,
+    fetched: FetchedFeed,
+    parsed: ParsedFeed,
+    body_hash: str | None,
+) -> list[int]:
+    """Store the new entries and the feed's health; return the new entries' ids."""
+    now = ctx.clock()
+    new_ids = ctx.store.entries.add_new(feed.id, parsed.entries, now)
+    # The document's own dates tell the feed's pace; the store knows it when the
+    # document carries fewer than two dated entries.
+    dates = [e.published for e in parsed.entries if e.published is not None]
+    if len(dates) < 2:
+        dates = ctx.store.entries.recent_dates(feed.id)
+    ctx.store.feeds.record_success(
+        feed.id,
+        now=now,
+        next_check=next_check_after_success(
+            ctx.cadence,
+            now,
+            dates=dates,
+            ttl_minutes=parsed.ttl_minutes,
+            max_age=fetched.max_age,
+        ),
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        body_hash=body_hash,
+        title=parsed.title,
+        site_url=parsed.site_url,
+        lang=parsed.lang,
+    )
+    return new_ids
 
 
 async def _parse(pool: ParserPool | None, fetched: FetchedFeed) -> ParsedFeed:
