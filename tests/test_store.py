@@ -202,3 +202,18 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
             last_modified=None,
             body_hash=None,
         )
+
+
+def test_processes_starting_at_once_on_a_fresh_store_migrate_once(store_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from newsdesk.store.engine import create_store_engine, upgrade
+
+    engines = [create_store_engine(store_url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(upgrade, engines))  # raises if any of them failed
+    for engine in engines:
+        engine.dispose()
+    store = open_store(store_url)
+    assert store.pending_migrations() == []
+    store.close()

@@ -9,12 +9,14 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from newsdesk.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Advisory lock key for migrations on PostgreSQL ("newsdesk" in ASCII, as a number).
+MIGRATION_LOCK = 0x6E657773646573
 
 
 def create_store_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -66,12 +68,28 @@ def _alembic_config(connection: Any) -> AlembicConfig:
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration."""
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection:
+            _lock_for_migration(connection)
             command.upgrade(_alembic_config(connection), "head")
+            connection.commit()
     except OperationalError as exc:
         raise StoreError(
             f"cannot migrate the store at {_redact(str(engine.url))}: {exc.orig}"
         ) from None
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """Serialise migrations between processes starting at once on a fresh store.
+
+    Without this, two processes both read "no schema yet" and both create the tables.
+    SQLite: take the write lock first (the other waits on the busy timeout); PostgreSQL:
+    a transaction-scoped advisory lock. Either way the second process then finds the
+    schema current and does nothing.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%(key)s)", {"key": MIGRATION_LOCK})
 
 
 def pending_migrations(engine: Engine) -> list[str]:
