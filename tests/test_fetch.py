@@ -1079,3 +1079,24 @@ def test_feedserver_latency_and_keep_alive(server: FeedServer) -> None:
     assert time.monotonic() - began >= 0.3
     # One connection served all three (HTTP/1.1 keep-alive through the shared client).
     assert len({r.client for r in server.requests}) == 1
+
+
+def test_connection_pools_of_hosts_done_with_are_closed(server: FeedServer) -> None:
+    """One pool per origin, but not an open keep-alive socket per host ever fetched."""
+    server.route("/feed", Reply(body=RSS))
+    hosts = [f"feed-{n}.test" for n in range(150)]
+    resolver = fake_resolver({host: ["127.0.0.1"] for host in hosts})
+    settings = FetchSettings(allow_private_networks=True, concurrency=8)
+
+    async def go() -> tuple[list[FetchedFeed], int, int]:
+        async with Fetcher(settings, resolver=resolver) as fetcher:
+            results = await asyncio.gather(
+                *(fetcher.fetch(f"http://{host}:{server.port}/feed") for host in hosts)
+            )
+            transport = fetcher._client._transport  # type: ignore[union-attr]
+            return results, len(transport._pools), transport._max_pools
+
+    results, pools, max_pools = run(go())
+    assert [r.status for r in results] == [200] * len(hosts)
+    assert max_pools == 64
+    assert pools <= max_pools

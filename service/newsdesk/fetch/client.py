@@ -158,6 +158,7 @@ class Fetcher:
             _VettingBackend(self._policy, self._resolver),
             tls=self._tls,
             max_connections=settings.concurrency,
+            keepalive_per_origin=settings.per_host,
         )
         self._client = httpx.AsyncClient(
             transport=transport,

@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Final
 
@@ -233,15 +234,57 @@ class _VettingTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(
-        self, backend: httpcore.AsyncNetworkBackend, *, tls: ssl.SSLContext, max_connections: int
+        self,
+        backend: httpcore.AsyncNetworkBackend,
+        *,
+        tls: ssl.SSLContext,
+        max_connections: int,
+        keepalive_per_origin: int,
     ) -> None:
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=tls,
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=5.0,
-            network_backend=backend,
+        self._backend = backend
+        self._tls = tls
+        self._max_connections = max_connections
+        self._keepalive = keepalive_per_origin
+        # One pool per origin: httpcore does work proportional to a pool's connections on
+        # every request, which for one pool shared by thousands of hosts dominated the
+        # event loop. Idle pools past this many are closed, oldest first, so keep-alive
+        # sockets of hosts already done with do not pile up.
+        self._max_pools = max(64, 2 * max_connections)
+        self._pools: OrderedDict[tuple[bytes, bytes, int | None], httpcore.AsyncConnectionPool] = (
+            OrderedDict()
         )
+
+    async def _pool_for(self, url: httpx.URL) -> httpcore.AsyncConnectionPool:
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(origin)
+        if pool is None:
+            await self._close_idle_pools()
+            pool = httpcore.AsyncConnectionPool(
+                ssl_context=self._tls,
+                max_connections=self._max_connections,
+                max_keepalive_connections=self._keepalive,
+                keepalive_expiry=5.0,
+                network_backend=self._backend,
+            )
+            self._pools[origin] = pool
+        self._pools.move_to_end(origin)
+        return pool
+
+    async def _close_idle_pools(self) -> None:
+        while len(self._pools) >= self._max_pools:
+            # A pool with a request in flight has a connection that is not idle (httpcore
+            # creates it, connecting, before the request waits on anything).
+            idle = next(
+                (
+                    origin
+                    for origin, pool in self._pools.items()
+                    if all(connection.is_idle() for connection in pool.connections)
+                ),
+                None,
+            )
+            if idle is None:
+                return
+            await self._pools.pop(idle).aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.AsyncByteStream)
@@ -257,8 +300,9 @@ class _VettingTransport(httpx.AsyncBaseTransport):
             content=request.stream,
             extensions=request.extensions,
         )
+        pool = await self._pool_for(request.url)
         with _httpx_errors():
-            response = await self._pool.handle_async_request(core_request)
+            response = await pool.handle_async_request(core_request)
         assert isinstance(response.stream, AsyncIterable)
         return httpx.Response(
             status_code=response.status,
@@ -268,4 +312,6 @@ class _VettingTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.aclose()
