@@ -194,3 +194,45 @@ def test_private_addresses_are_refused_by_default(tmp_path: Path, server: FeedSe
     assert summary.failed == 1
     assert "private" in summary.failures[0][1] or "loopback" in summary.failures[0][1]
     assert server.requests == []
+
+
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Blog</title></head><body><p>Hi</p></body></html>"
+LATIN1_AS_UTF8 = (
+    '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Caf\xe9</title>'
+    "<item><title>Gr\xfc\xdfe aus K\xf6ln</title><link>https://example.org/k</link></item>"
+    "</channel></rss>"
+).encode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (Reply(body=b"", headers={"Content-Type": "application/rss+xml"}), "not a feed: empty"),
+        (Reply(body=HTML_PAGE, headers={"Content-Type": "text/html"}), "not a feed: HTML page"),
+        (Reply(body=b"<rss><channel><title>x</titl", headers={}), "invalid XML"),
+    ],
+    ids=["empty 200", "HTML page instead of a feed", "invalid XML"],
+)
+def test_documents_that_are_not_feeds_fail_with_a_reason(
+    tmp_path: Path, server: FeedServer, reply: Reply, reason: str
+) -> None:
+    server.route("/feed.xml", reply)
+    config, store = setup(tmp_path, server, "/feed.xml")
+    summary = jobs.run_once(config, store, clock=Clock())
+    assert summary.failed == 1
+    feed = store.feeds.get(server.url("/feed.xml"))
+    assert feed.last_error is not None and feed.last_error.startswith(reason), feed.last_error
+
+
+def test_a_wrongly_declared_charset_is_read_anyway(tmp_path: Path, server: FeedServer) -> None:
+    server.route(
+        "/feed.xml",
+        Reply(body=LATIN1_AS_UTF8, headers={"Content-Type": "application/rss+xml; charset=utf-8"}),
+    )
+    config, store = setup(tmp_path, server, "/feed.xml")
+    summary = jobs.run_once(config, store, clock=Clock())
+    assert (summary.ok, summary.new_entries) == (1, 1)
+    feed = store.feeds.get(server.url("/feed.xml"))
+    [row] = store.entries.for_feed(feed.id)
+    assert row["title"] == "Grüße aus Köln"
+    assert feed.title == "Café"

@@ -253,9 +253,8 @@ def feeds_import(ctx: Context, opml_file: Path) -> None:
         for problem in problems:
             click.echo(f"skipped: {problem}", err=True)
         store, now = ctx.store, jobs.utcnow()
-        known = {f.url for f in store.feeds.listed()} | {
-            f.declared_url for f in store.feeds.listed()
-        }
+        listed = store.feeds.listed()
+        known = {f.url for f in listed} | {f.declared_url for f in listed}
         added = 0
         for spec in specs:
             if spec.url not in known:
