@@ -1100,3 +1100,15 @@ def test_connection_pools_of_hosts_done_with_are_closed(server: FeedServer) -> N
     assert [r.status for r in results] == [200] * len(hosts)
     assert max_pools == 64
     assert pools <= max_pools
+
+
+def test_a_304_keeps_the_connection_for_the_next_feed(server: FeedServer) -> None:
+    server.route("/feed", lambda r: Reply(status=304, headers={"ETag": '"v1"'}))
+
+    async def go() -> None:
+        async with Fetcher(LOCAL) as fetcher:
+            for _ in range(3):
+                assert (await fetcher.fetch(server.url("/feed"), etag='"v1"')).status == 304
+
+    run(go())
+    assert len({request.client for request in server.requests}) == 1

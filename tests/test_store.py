@@ -217,3 +217,26 @@ def test_processes_starting_at_once_on_a_fresh_store_migrate_once(store_url: str
     store = open_store(store_url)
     assert store.pending_migrations() == []
     store.close()
+
+
+def test_a_fetch_is_recorded_with_its_entries_in_one_go(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    store.feeds.record_error(feed.id, "timed out", now=NOW, next_check=NOW, pause_after=5)
+    new = store.record_fetch(
+        feed.id,
+        [entry("1"), entry("2")],
+        now=NOW,
+        next_check=NOW + timedelta(hours=1),
+        etag='"v1"',
+        last_modified=None,
+        body_hash="abc",
+        title="A feed",
+    )
+    assert len(new) == 2
+    feed = store.feeds.get(feed.url)
+    assert (feed.error_count, feed.etag, feed.title, feed.body_hash) == (0, '"v1"', "A feed", "abc")
+    assert feed.next_check_at == NOW + timedelta(hours=1)
+    again = store.record_fetch(
+        feed.id, [entry("2")], now=NOW, next_check=NOW, etag=None, last_modified=None, body_hash="x"
+    )
+    assert again == []

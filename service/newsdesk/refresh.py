@@ -169,14 +169,14 @@ def _save_parsed(
 ) -> list[int]:
     """Store the new entries and the feed's health; return the new entries' ids."""
     now = ctx.clock()
-    new_ids = ctx.store.entries.add_new(feed.id, parsed.entries, now)
     # The document's own dates tell the feed's pace; the store knows it when the
     # document carries fewer than two dated entries.
     dates = [e.published for e in parsed.entries if e.published is not None]
     if len(dates) < 2:
         dates = ctx.store.entries.recent_dates(feed.id)
-    ctx.store.feeds.record_success(
+    new_ids = ctx.store.record_fetch(
         feed.id,
+        parsed.entries,
         now=now,
         next_check=next_check_after_success(
             ctx.cadence,

@@ -288,7 +288,13 @@ class Fetcher:
         if status not in (200, 304):
             prefix = "" if status >= 400 else "unexpected "
             raise FetchError(url, prefix + _status_text(status))
-        body = b"" if status == 304 else await self._read_body(url, response, headers)
+        if status == 304:
+            # Read the (empty) rest, so the connection goes back to the pool instead of
+            # being closed: a warm round would otherwise reconnect for every feed.
+            await response.aread()
+            body = b""
+        else:
+            body = await self._read_body(url, response, headers)
         return FetchedFeed(
             url=url,
             final_url=str(final),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.models import ParsedEntry
@@ -16,8 +16,6 @@ from newsdesk.store.schema import entries
 class EntryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._insert = dialect.insert
 
     def add_new(self, feed_id: int, parsed: Sequence[ParsedEntry], now: datetime) -> list[int]:
         """Insert the entries not stored yet for this feed; return the new rows' ids.
@@ -25,16 +23,8 @@ class EntryStore:
         Known keys are skipped by the unique (feed_id, key) constraint, so two processes
         storing the same entry at once still end with one row.
         """
-        if not parsed:
-            return []
-        rows = _unique_rows(feed_id, parsed, now)
-        statement = (
-            self._insert(entries)
-            .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-            .returning(entries.c.id)
-        )
         with self.engine.begin() as conn:
-            return [row.id for row in conn.execute(statement, rows)]
+            return insert_new(conn, feed_id, parsed, now)
 
     def recent_dates(self, feed_id: int, *, limit: int = 20) -> list[datetime]:
         """Published dates of the feed's newest entries, newest first."""
@@ -63,6 +53,21 @@ class EntryStore:
         )
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def insert_new(
+    conn: Connection, feed_id: int, parsed: Sequence[ParsedEntry], now: datetime
+) -> list[int]:
+    """The insert behind :meth:`EntryStore.add_new`, inside a caller's transaction."""
+    if not parsed:
+        return []
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(entries)
+        .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+        .returning(entries.c.id)
+    )
+    return [row.id for row in conn.execute(statement, _unique_rows(feed_id, parsed, now))]
 
 
 def _unique_rows(

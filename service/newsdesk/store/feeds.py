@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Row, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, update
 
 from newsdesk.errors import UsageError
 from newsdesk.models import Feed, FeedSpec
@@ -177,25 +177,19 @@ class FeedStore:
         lang: str | None = None,
     ) -> None:
         """A 200 or 304: reset the failure count, keep the validators for the next GET."""
-        values: dict[str, Any] = dict(
-            error_count=0,
-            last_error=None,
-            last_error_at=None,
-            last_checked_at=now,
-            last_success_at=now,
-            next_check_at=next_check,
-            etag=etag,
-            last_modified=last_modified,
-            body_hash=body_hash,
-        )
-        if title:
-            values["title"] = title[:500]
-        if site_url:
-            values["site_url"] = site_url[:2048]
-        if lang:
-            values["lang"] = lang[:20]
         with self.engine.begin() as conn:
-            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+            mark_success(
+                conn,
+                feed_id,
+                now=now,
+                next_check=next_check,
+                etag=etag,
+                last_modified=last_modified,
+                body_hash=body_hash,
+                title=title,
+                site_url=site_url,
+                lang=lang,
+            )
 
     def record_error(
         self,
@@ -276,6 +270,40 @@ class FeedStore:
                 )
             revived.append(self.get(url))
         return revived
+
+
+def mark_success(
+    conn: Connection,
+    feed_id: int,
+    *,
+    now: datetime,
+    next_check: datetime,
+    etag: str | None,
+    last_modified: str | None,
+    body_hash: str | None,
+    title: str | None = None,
+    site_url: str | None = None,
+    lang: str | None = None,
+) -> None:
+    """The update behind :meth:`FeedStore.record_success`, inside a caller's transaction."""
+    values: dict[str, Any] = dict(
+        error_count=0,
+        last_error=None,
+        last_error_at=None,
+        last_checked_at=now,
+        last_success_at=now,
+        next_check_at=next_check,
+        etag=etag,
+        last_modified=last_modified,
+        body_hash=body_hash,
+    )
+    if title:
+        values["title"] = title[:500]
+    if site_url:
+        values["site_url"] = site_url[:2048]
+    if lang:
+        values["lang"] = lang[:20]
+    conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
 
 
 def _named(url: str) -> ColumnElement[bool]:
