@@ -122,6 +122,14 @@ class _Round:
     async def _store(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.writer, call)
 
+    async def _parse(self, fetched: FetchedFeed) -> ParsedFeed:
+        headers = dict(fetched.headers)
+        if self.pool is not None:
+            return await self.pool.parse(fetched.body, fetched.final_url, headers)
+        # Small rounds parse on the store's one thread: parsing is never concurrent in
+        # threads (feedparser's warning filters are process-global).
+        return await self._store(lambda: _parse_in_worker(fetched.body, fetched.final_url, headers))
+
     async def refresh(self, feed: Feed) -> None:
         """Fetch, parse and store one feed; a FeedError is stored on the feed row."""
         ctx, summary = self.ctx, self.summary
@@ -140,7 +148,7 @@ class _Round:
                 await self._store(lambda: _record_unchanged(ctx, feed, fetched))
                 summary.not_modified += 1
                 return
-            parsed = await _parse(self.pool, fetched)
+            parsed = await self._parse(fetched)
             new_ids = await self._store(lambda: _save_parsed(ctx, feed, fetched, parsed, body_hash))
         except FeedError as exc:
             error = exc
@@ -193,15 +201,6 @@ def _save_parsed(
         lang=parsed.lang,
     )
     return new_ids
-
-
-async def _parse(pool: ParserPool | None, fetched: FetchedFeed) -> ParsedFeed:
-    headers = dict(fetched.headers)
-    if pool is None:
-        return await asyncio.to_thread(
-            parse_feed, fetched.body, url=fetched.final_url, headers=headers
-        )
-    return await pool.parse(fetched.body, fetched.final_url, headers)
 
 
 class ParserPool:
