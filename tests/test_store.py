@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 
 from conftest import NOW
 from newsdesk.errors import UsageError
-from newsdesk.models import FeedSpec, ParsedEntry
+from newsdesk.models import FeedCheck, FeedSpec, ParsedEntry
 from newsdesk.store import Store, open_store
 from newsdesk.store.schema import metadata
 
@@ -106,22 +106,8 @@ def test_due_feeds_skip_paused_and_not_yet_due(store: Store) -> None:
     fresh = store.feeds.add(FeedSpec("https://fresh.example/"), source="cli", now=NOW)
     later = store.feeds.add(FeedSpec("https://later.example/"), source="cli", now=NOW)
     overdue = store.feeds.add(FeedSpec("https://overdue.example/"), source="cli", now=NOW)
-    store.feeds.record_success(
-        later.id,
-        now=NOW,
-        next_check=NOW + timedelta(hours=1),
-        etag=None,
-        last_modified=None,
-        body_hash=None,
-    )
-    store.feeds.record_success(
-        overdue.id,
-        now=NOW,
-        next_check=NOW - timedelta(hours=1),
-        etag=None,
-        last_modified=None,
-        body_hash=None,
-    )
+    store.feeds.record_success(later.id, FeedCheck(NOW, next_check=NOW + timedelta(hours=1)))
+    store.feeds.record_success(overdue.id, FeedCheck(NOW, next_check=NOW - timedelta(hours=1)))
     assert [f.id for f in store.feeds.due(NOW)] == [fresh.id, overdue.id]
     assert [f.id for f in store.feeds.due(NOW + timedelta(hours=2))] == [
         fresh.id,
@@ -151,9 +137,7 @@ def test_consecutive_failures_pause_a_feed_and_revive_resets_it(store: Store) ->
 def test_success_resets_the_failure_count(store: Store) -> None:
     feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
     store.feeds.record_error(feed.id, "timed out", now=NOW, next_check=NOW, pause_after=5)
-    store.feeds.record_success(
-        feed.id, now=NOW, next_check=NOW, etag='"v2"', last_modified=None, body_hash="h"
-    )
+    store.feeds.record_success(feed.id, FeedCheck(NOW, NOW, etag='"v2"', body_hash="h"))
     feed = store.feeds.get(feed.url)
     assert (feed.error_count, feed.last_error, feed.etag) == (0, None, '"v2"')
 
@@ -194,14 +178,7 @@ def test_unknown_feed_is_a_usage_error_naming_the_url(store: Store) -> None:
 def test_naive_datetimes_are_refused(store: Store) -> None:
     feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
     with pytest.raises(Exception, match="naive datetime"):
-        store.feeds.record_success(
-            feed.id,
-            now=NOW.replace(tzinfo=None),
-            next_check=NOW,
-            etag=None,
-            last_modified=None,
-            body_hash=None,
-        )
+        store.feeds.record_success(feed.id, FeedCheck(NOW.replace(tzinfo=None), NOW))
 
 
 def test_processes_starting_at_once_on_a_fresh_store_migrate_once(store_url: str) -> None:
@@ -222,21 +199,13 @@ def test_processes_starting_at_once_on_a_fresh_store_migrate_once(store_url: str
 def test_a_fetch_is_recorded_with_its_entries_in_one_go(store: Store) -> None:
     feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
     store.feeds.record_error(feed.id, "timed out", now=NOW, next_check=NOW, pause_after=5)
-    new = store.record_fetch(
-        feed.id,
-        [entry("1"), entry("2")],
-        now=NOW,
-        next_check=NOW + timedelta(hours=1),
-        etag='"v1"',
-        last_modified=None,
-        body_hash="abc",
-        title="A feed",
+    check = FeedCheck(
+        NOW, next_check=NOW + timedelta(hours=1), etag='"v1"', body_hash="abc", title="A feed"
     )
+    new = store.record_fetch(feed.id, [entry("1"), entry("2")], check)
     assert len(new) == 2
     feed = store.feeds.get(feed.url)
     assert (feed.error_count, feed.etag, feed.title, feed.body_hash) == (0, '"v1"', "A feed", "abc")
     assert feed.next_check_at == NOW + timedelta(hours=1)
-    again = store.record_fetch(
-        feed.id, [entry("2")], now=NOW, next_check=NOW, etag=None, last_modified=None, body_hash="x"
-    )
+    again = store.record_fetch(feed.id, [entry("2")], FeedCheck(NOW, NOW, body_hash="x"))
     assert again == []

@@ -144,3 +144,18 @@ class FeedSpec:
     section: str | None = None
     tags: tuple[str, ...] = ()
     weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedCheck:
+    """A successful check of a feed (200 or 304): what its row keeps for the next one."""
+
+    checked_at: datetime
+    next_check: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    """Hash of the last body parsed: an unchanged body is not parsed again."""
+    title: str | None = None
+    site_url: str | None = None
+    lang: str | None = None

@@ -25,7 +25,7 @@ from newsdesk.cadence import Cadence, next_check_after_error, next_check_after_s
 from newsdesk.config import FetchConfig
 from newsdesk.errors import FeedError, FeedGone, FetchError, ParseError, RateLimited
 from newsdesk.fetch import Fetcher
-from newsdesk.models import Feed, FetchedFeed, ParsedFeed
+from newsdesk.models import Feed, FeedCheck, FetchedFeed, ParsedFeed
 from newsdesk.parse import parse_feed
 from newsdesk.store import Store
 
@@ -182,10 +182,8 @@ def _save_parsed(
     dates = [e.published for e in parsed.entries if e.published is not None]
     if len(dates) < 2:
         dates = ctx.store.entries.recent_dates(feed.id)
-    new_ids = ctx.store.record_fetch(
-        feed.id,
-        parsed.entries,
-        now=now,
+    check = FeedCheck(
+        checked_at=now,
         next_check=next_check_after_success(
             ctx.cadence,
             now,
@@ -200,7 +198,7 @@ def _save_parsed(
         site_url=parsed.site_url,
         lang=parsed.lang,
     )
-    return new_ids
+    return ctx.store.record_fetch(feed.id, parsed.entries, check)
 
 
 class ParserPool:
@@ -242,9 +240,8 @@ def _parse_in_worker(body: bytes, url: str, headers: dict[str, str]) -> ParsedFe
 
 def _record_unchanged(ctx: RefreshContext, feed: Feed, fetched: FetchedFeed) -> None:
     now = ctx.clock()
-    ctx.store.feeds.record_success(
-        feed.id,
-        now=now,
+    check = FeedCheck(
+        checked_at=now,
         next_check=next_check_after_success(
             ctx.cadence,
             now,
@@ -255,6 +252,7 @@ def _record_unchanged(ctx: RefreshContext, feed: Feed, fetched: FetchedFeed) -> 
         last_modified=fetched.last_modified or feed.last_modified,
         body_hash=feed.body_hash,
     )
+    ctx.store.feeds.record_success(feed.id, check)
     log.debug("feed not modified", extra={"feed_url": feed.url, "status": "not_modified"})
 
 

@@ -7,11 +7,10 @@ what they hold: ``store.feeds``, ``store.entries``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import Engine
 
-from newsdesk.models import ParsedEntry
+from newsdesk.models import FeedCheck, ParsedEntry
 from newsdesk.store.engine import create_store_engine, pending_migrations, upgrade
 from newsdesk.store.entries import EntryStore, insert_new
 from newsdesk.store.feeds import FeedStore, mark_success
@@ -32,37 +31,15 @@ class Store:
         return self.engine.dialect.name
 
     def record_fetch(
-        self,
-        feed_id: int,
-        parsed: Sequence[ParsedEntry],
-        *,
-        now: datetime,
-        next_check: datetime,
-        etag: str | None,
-        last_modified: str | None,
-        body_hash: str | None,
-        title: str | None = None,
-        site_url: str | None = None,
-        lang: str | None = None,
+        self, feed_id: int, parsed: Sequence[ParsedEntry], check: FeedCheck
     ) -> list[int]:
         """A successful fetch in one transaction: the new entries and the feed's health.
 
         Returns the ids of the entries that were new.
         """
         with self.engine.begin() as conn:
-            new_ids = insert_new(conn, feed_id, parsed, now)
-            mark_success(
-                conn,
-                feed_id,
-                now=now,
-                next_check=next_check,
-                etag=etag,
-                last_modified=last_modified,
-                body_hash=body_hash,
-                title=title,
-                site_url=site_url,
-                lang=lang,
-            )
+            new_ids = insert_new(conn, feed_id, parsed, check.checked_at)
+            mark_success(conn, feed_id, check)
         return new_ids
 
     def pending_migrations(self) -> list[str]:

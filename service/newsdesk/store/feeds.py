@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, update
 
 from newsdesk.errors import UsageError
-from newsdesk.models import Feed, FeedSpec
+from newsdesk.models import Feed, FeedCheck, FeedSpec
 from newsdesk.store.schema import feeds
 
 FETCHABLE = ("active",)
@@ -163,33 +163,10 @@ class FeedStore:
 
     # -- health -----------------------------------------------------------------------
 
-    def record_success(
-        self,
-        feed_id: int,
-        *,
-        now: datetime,
-        next_check: datetime,
-        etag: str | None,
-        last_modified: str | None,
-        body_hash: str | None,
-        title: str | None = None,
-        site_url: str | None = None,
-        lang: str | None = None,
-    ) -> None:
+    def record_success(self, feed_id: int, check: FeedCheck) -> None:
         """A 200 or 304: reset the failure count, keep the validators for the next GET."""
         with self.engine.begin() as conn:
-            mark_success(
-                conn,
-                feed_id,
-                now=now,
-                next_check=next_check,
-                etag=etag,
-                last_modified=last_modified,
-                body_hash=body_hash,
-                title=title,
-                site_url=site_url,
-                lang=lang,
-            )
+            mark_success(conn, feed_id, check)
 
     def record_error(
         self,
@@ -272,37 +249,26 @@ class FeedStore:
         return revived
 
 
-def mark_success(
-    conn: Connection,
-    feed_id: int,
-    *,
-    now: datetime,
-    next_check: datetime,
-    etag: str | None,
-    last_modified: str | None,
-    body_hash: str | None,
-    title: str | None = None,
-    site_url: str | None = None,
-    lang: str | None = None,
-) -> None:
+def mark_success(conn: Connection, feed_id: int, check: FeedCheck) -> None:
     """The update behind :meth:`FeedStore.record_success`, inside a caller's transaction."""
     values: dict[str, Any] = dict(
         error_count=0,
         last_error=None,
         last_error_at=None,
-        last_checked_at=now,
-        last_success_at=now,
-        next_check_at=next_check,
-        etag=etag,
-        last_modified=last_modified,
-        body_hash=body_hash,
+        last_checked_at=check.checked_at,
+        last_success_at=check.checked_at,
+        next_check_at=check.next_check,
+        etag=check.etag,
+        last_modified=check.last_modified,
+        body_hash=check.body_hash,
     )
-    if title:
-        values["title"] = title[:500]
-    if site_url:
-        values["site_url"] = site_url[:2048]
-    if lang:
-        values["lang"] = lang[:20]
+    # The document's own description; absent in a 304, so the stored one stays.
+    if check.title:
+        values["title"] = check.title[:500]
+    if check.site_url:
+        values["site_url"] = check.site_url[:2048]
+    if check.lang:
+        values["lang"] = check.lang[:20]
     conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
 
 
