@@ -32,6 +32,8 @@ from newsdesk.store import Store
 log = logging.getLogger("newsdesk.refresh")
 T = TypeVar("T")
 
+# Feeds between "fetch started" and "stored" at once, per allowed concurrent fetch.
+IN_HAND_PER_FETCH = 2
 # Below this many feeds a process pool costs more to start than it saves.
 POOL_THRESHOLD = 8
 
@@ -92,9 +94,13 @@ async def refresh_feeds(
     try:
         async with Fetcher(ctx.fetch.settings) as fetcher:
             round_ = _Round(ctx, fetcher, pool, writer, summary)
+            # Fetching outruns parsing; without a bound, the bodies of a whole round
+            # would wait in memory for a parser. This many feeds are in hand at once.
+            in_hand = asyncio.Semaphore(IN_HAND_PER_FETCH * ctx.fetch.settings.concurrency)
 
             async def one(feed: Feed) -> None:
-                await round_.refresh(feed)
+                async with in_hand:
+                    await round_.refresh(feed)
                 if on_feed_done is not None:
                     on_feed_done(feed)
 
