@@ -236,3 +236,29 @@ def test_a_wrongly_declared_charset_is_read_anyway(tmp_path: Path, server: FeedS
     [row] = store.entries.for_feed(feed.id)
     assert row["title"] == "Grüße aus Köln"
     assert feed.title == "Café"
+
+
+def test_a_bug_on_one_feed_is_recorded_and_the_round_goes_on(
+    tmp_path: Path,
+    server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No real server makes our own code raise; a patched parser stands in for a bug."""
+    import newsdesk.refresh
+
+    real = newsdesk.refresh.parse_feed
+
+    def buggy(body: bytes, *, url: str, headers: dict[str, str]):
+        if url.endswith("/bad.xml"):
+            raise KeyError("surprise")
+        return real(body, url=url, headers=headers)
+
+    monkeypatch.setattr(newsdesk.refresh, "parse_feed", buggy)
+    server.route("/ok.xml", Reply(body=rss(1)))
+    server.route("/bad.xml", Reply(body=rss(2)))
+    config, store = setup(tmp_path, server, "/ok.xml", "/bad.xml")
+    summary = jobs.run_once(config, store, clock=Clock())
+    assert (summary.ok, summary.failed, summary.new_entries) == (1, 1, 1)
+    assert summary.failures == [(server.url("/bad.xml"), "internal error: KeyError: 'surprise'")]
+    assert "internal error on feed" in caplog.text

@@ -136,6 +136,11 @@ class _Round:
         # threads (feedparser's warning filters are process-global).
         return await self._store(lambda: _parse_in_worker(fetched.body, fetched.final_url, headers))
 
+    async def _fail(self, feed: Feed, error: FeedError) -> None:
+        await self._store(lambda: _record_failure(self.ctx, feed, error))
+        self.summary.failed += 1
+        self.summary.failures.append((feed.url, error.reason))
+
     async def refresh(self, feed: Feed) -> None:
         """Fetch, parse and store one feed; a FeedError is stored on the feed row."""
         ctx, summary = self.ctx, self.summary
@@ -157,10 +162,15 @@ class _Round:
             parsed = await self._parse(fetched)
             new_ids = await self._store(lambda: _save_parsed(ctx, feed, fetched, parsed, body_hash))
         except FeedError as exc:
-            error = exc
-            await self._store(lambda: _record_failure(ctx, feed, error))
-            summary.failed += 1
-            summary.failures.append((feed.url, exc.reason))
+            await self._fail(feed, exc)
+            return
+        except Exception as exc:
+            # A bug of ours, met on this feed's document: log it loudly, record it on the
+            # feed, and let the other feeds of the round go on. If the store itself is
+            # broken, recording fails too and the round stops there.
+            log.exception("internal error on feed", extra={"feed_url": feed.url})
+            reason = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0][:200]
+            await self._fail(feed, FeedError(feed.url, reason))
             return
         for warning in parsed.warnings:
             log.warning("feed warning: %s", warning, extra={"feed_url": feed.url})
