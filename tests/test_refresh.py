@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -255,6 +256,8 @@ def test_a_bug_on_one_feed_is_recorded_and_the_round_goes_on(
         return real(body, url=url, headers=headers)
 
     monkeypatch.setattr(newsdesk.refresh, "parse_feed", buggy)
+    # The CLI tests may have given newsdesk's logger its own handler; caplog listens at root.
+    monkeypatch.setattr(logging.getLogger("newsdesk"), "propagate", True)
     server.route("/ok.xml", Reply(body=rss(1)))
     server.route("/bad.xml", Reply(body=rss(2)))
     config, store = setup(tmp_path, server, "/ok.xml", "/bad.xml")
