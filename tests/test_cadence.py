@@ -92,3 +92,15 @@ def test_retry_after_is_honoured_but_bounded() -> None:
         next_check_after_error(CADENCE, NOW, error_count=1, retry_after=10**9)
         == NOW + MAX_RETRY_AFTER
     )
+
+
+def test_any_number_a_server_sends_is_survived() -> None:
+    huge = 1e20
+    assert (
+        next_check_after_error(CADENCE, NOW, error_count=1, retry_after=huge)
+        == NOW + MAX_RETRY_AFTER
+    )
+    assert next_check_after_success(CADENCE, NOW, dates=[], max_age=huge) == NOW + timedelta(days=1)
+    assert next_check_after_success(CADENCE, NOW, dates=[], ttl_minutes=10**15) == NOW + timedelta(
+        days=1
+    )

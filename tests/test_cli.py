@@ -141,3 +141,52 @@ def test_opml_round_trip(config: Path, tmp_path: Path) -> None:
 def test_db_upgrade_reports_what_it_did(config: Path) -> None:
     assert invoke(config, "db", "upgrade") == (0, "applied 1 migrations\n")
     assert invoke(config, "db", "upgrade") == (0, "schema is up to date\n")
+
+
+@pytest.mark.parametrize(
+    ("store_url", "message"),
+    [
+        ("postgresql+psycopg://u@h:notaport/x", "Error: store.url <invalid URL>: invalid literal"),
+        ("postgresql+psycopg://postgres@127.0.0.1:1/x", "Error: cannot migrate the store at"),
+        ("sqlite:////dev/null/x.db", "Error: store.url sqlite:////dev/null/x.db:"),
+    ],
+    ids=["bad port", "nothing listening", "not a directory"],
+)
+def test_store_problems_are_one_line_errors(tmp_path: Path, store_url: str, message: str) -> None:
+    path = write_config(tmp_path, f'[store]\nurl = "{store_url}"\n')
+    result = run("--config", str(path), "status")
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(message)
+
+
+def test_a_byte_order_mark_in_the_config_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "newsdesk.toml"
+    path.write_bytes(b'\xef\xbb\xbf[fetch]\ninterval = "5m"\n')
+    assert invoke(path, "check")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (
+            '<?xml version="1.0"?><opml version="2.0"><head/><body>'
+            + '<outline text="a">' * 1500
+            + "</outline>" * 1500
+            + "</body></opml>",
+            "outlines nested too deep",
+        ),
+        ('<?xml version="1.0" encoding="x-foo"?><opml/>', "not an OPML file: unknown encoding"),
+        ("<html><body>not opml</body></html>", "not an OPML file: no <opml><body>"),
+    ],
+    ids=["deep", "unknown encoding", "html"],
+)
+def test_bad_opml_files_are_one_line_errors(
+    config: Path, tmp_path: Path, document: str, message: str
+) -> None:
+    opml = tmp_path / "subs.opml"
+    opml.write_text(document)
+    code, out = invoke(config, "feeds", "import", str(opml))
+    assert code == 1
+    assert out == f"Error: {opml}: {message}" + out.split(message, 1)[1]
+    assert len(out.splitlines()) == 1

@@ -178,6 +178,10 @@ def test_relative_sqlite_paths_are_relative_to_the_config_file(tmp_path: Path) -
         ("newsletter.base_url", '"briefing.example.org"', "not an http(s) URL"),
         ("mail.transport", '"pigeon"', "expected one of outbox, smtp, got 'pigeon'"),
         ("fetch.min_interval", '"2d"', "must not be longer than max_interval"),
+        ("fetch.interval", "inf", "must be at most 366d"),
+        ("fetch.deadline", '"99999999999999w"', "must be at most 366d"),
+        ("fetch.deadline", "0", "must be at least 1s"),
+        ("fetch.connect_timeout", "-5", "must be at least 1s"),
     ],
 )
 def test_bad_values_say_what_was_expected(
@@ -187,3 +191,8 @@ def test_bad_values_say_what_was_expected(
     path = write_config(tmp_path, f"[{table}]\n{name} = {value}\n")
     [problem] = problems(path)
     assert problem.startswith(f"{path}: {key}: {reason}")
+
+
+def test_a_weight_must_be_a_finite_number(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[[feed]]\nurl = "https://a.example/"\nweight = nan\n')
+    assert problems(path) == [f"{path}: feed[1].weight: expected a finite number, got nan"]

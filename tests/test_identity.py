@@ -119,7 +119,7 @@ def test_tracking_params_are_lower_case() -> None:
         ("  42  ", None, "guid:42"),
         ("", "https://Example.com/1?utm_source=rss", "url:https://example.com/1"),
         ("   ", "https://example.com/1", "url:https://example.com/1"),
-        (None, "https://example.com/1#top", "url:https://example.com/1"),
+        (None, "https://example.com/1#top", "url:https://example.com/1#top"),
         (None, "javascript:void(0)", "hash:c0ffee"),
         (None, None, "hash:c0ffee"),
     ],
@@ -207,3 +207,11 @@ def test_content_hash_survives_lone_surrogates() -> None:
 )
 def test_normalize_text(text: str, expected: str) -> None:
     assert normalize_text(text) == expected
+
+
+def test_entry_key_keeps_the_fragment_that_tells_entries_apart() -> None:
+    """A feed without GUIDs linking one page's anchors has one entry per anchor."""
+    v1 = entry_key(None, "https://ex.org/changelog#v1", "h1")
+    v2 = entry_key(None, "https://ex.org/changelog?utm_source=rss#v2", "h2")
+    assert (v1, v2) == ("url:https://ex.org/changelog#v1", "url:https://ex.org/changelog#v2")
+    assert entry_key(None, "https://ex.org/page", "h") == "url:https://ex.org/page"

@@ -263,7 +263,8 @@ def test_entry_links_are_http_only(link: str) -> None:
 
 def test_entry_key_falls_back_to_the_canonical_url() -> None:
     entry = one_entry("<item><title>t</title><link>https://Example.com/1#x</link></item>")
-    assert entry.key == "url:https://example.com/1"
+    assert entry.key == "url:https://example.com/1#x"  # the fragment may tell entries apart
+    assert entry.canonical_url == "https://example.com/1"
 
 
 @pytest.mark.parametrize(

@@ -265,3 +265,38 @@ def test_a_bug_on_one_feed_is_recorded_and_the_round_goes_on(
     assert (summary.ok, summary.failed, summary.new_entries) == (1, 1, 1)
     assert summary.failures == [(server.url("/bad.xml"), "internal error: KeyError: 'surprise'")]
     assert "internal error on feed" in caplog.text
+
+
+def test_a_permanent_redirect_to_a_page_that_is_no_feed_is_not_followed(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.redirect("/feed.xml", "/home", status=301)
+    server.route("/home", Reply(body=HTML_PAGE, headers={"Content-Type": "text/html"}))
+    config, store = setup(tmp_path, server, "/feed.xml")
+    summary = jobs.run_once(config, store, clock=Clock())
+    assert summary.failed == 1
+    feed = store.feeds.get(server.url("/feed.xml"))
+    assert feed.url == server.url("/feed.xml")
+    assert feed.last_error is not None and feed.last_error.startswith("not a feed: HTML page")
+
+
+def test_a_move_onto_a_subscribed_feed_stores_nothing_twice(
+    tmp_path: Path, server: FeedServer
+) -> None:
+    server.redirect("/old.xml", "/new.xml", status=301)
+    server.route("/new.xml", Reply(body=rss(1, 2)))
+    config, store = setup(tmp_path, server, "/old.xml", "/new.xml")
+    jobs.run_once(config, store, clock=Clock())
+    old = store.feeds.get(server.url("/old.xml"))
+    assert old.status == "retired"
+    assert old.last_error is not None and "already subscribed" in old.last_error
+    assert store.entries.count(old.id) == 0
+    assert store.entries.count(store.feeds.get(server.url("/new.xml")).id) == 2
+
+
+def test_an_absurd_retry_after_is_survived(tmp_path: Path, server: FeedServer) -> None:
+    server.route("/busy.xml", Reply(status=429, headers={"Retry-After": "9" * 20}))
+    server.route("/ok.xml", Reply(body=rss(1)))
+    config, store = setup(tmp_path, server, "/busy.xml", "/ok.xml")
+    summary = jobs.run_once(config, store, clock=Clock())
+    assert (summary.ok, summary.failed) == (1, 1)

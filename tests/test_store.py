@@ -209,3 +209,72 @@ def test_a_fetch_is_recorded_with_its_entries_in_one_go(store: Store) -> None:
     assert feed.next_check_at == NOW + timedelta(hours=1)
     again = store.record_fetch(feed.id, [entry("2")], FeedCheck(NOW, NOW, body_hash="x"))
     assert again == []
+
+
+def test_one_odd_entry_does_not_fail_the_batch(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    odd = entry(
+        "odd",
+        title="NUL\x00 and a lone surrogate \ud800",
+        url="https://a.example/" + "x" * 3000,
+        author="A" * 900,
+        lang="x" * 50,
+        content="text with \x00 inside",
+    )
+    assert len(store.entries.add_new(feed.id, [odd, entry("fine")], NOW)) == 2
+    rows = {r["key"]: r for r in store.entries.for_feed(feed.id)}
+    assert rows["odd"]["title"] == "NUL and a lone surrogate ?"
+    assert rows["odd"]["url"] is None
+    assert len(rows["odd"]["author"]) == 500
+
+
+def test_validators_that_cannot_be_sent_back_are_not_kept(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    store.feeds.record_success(feed.id, FeedCheck(NOW, NOW, etag='"café"', last_modified="x" * 200))
+    feed = store.feeds.get(feed.url)
+    assert (feed.etag, feed.last_modified) == (None, None)
+
+
+def test_naming_the_url_a_feed_moved_to_adopts_its_row(store: Store) -> None:
+    store.feeds.sync_config([FeedSpec("https://old.example/feed")], NOW)
+    feed = store.feeds.get("https://old.example/feed")
+    store.feeds.move(feed.id, "https://new.example/feed", now=NOW)
+    store.feeds.sync_config([FeedSpec("https://new.example/feed", name="New")], NOW)
+    [only] = store.feeds.listed()
+    assert (only.id, only.url, only.declared_url, only.name, only.status) == (
+        feed.id,
+        "https://new.example/feed",
+        "https://new.example/feed",
+        "New",
+        "active",
+    )
+
+
+def test_revive_goes_back_to_the_declared_url_and_refuses_removed_feeds(store: Store) -> None:
+    store.feeds.sync_config([FeedSpec("https://old.example/feed")], NOW)
+    feed = store.feeds.get("https://old.example/feed")
+    store.feeds.move(feed.id, "https://old.example/home", now=NOW)
+    [revived] = store.feeds.revive(["https://old.example/feed"], now=NOW)
+    assert revived.url == "https://old.example/feed"
+    store.feeds.sync_config([], NOW)
+    with pytest.raises(UsageError, match="was removed"):
+        store.feeds.revive(["https://old.example/feed"], now=NOW)
+
+
+def test_an_explicit_successful_fetch_reactivates_a_paused_feed(store: Store) -> None:
+    feed = store.feeds.add(FeedSpec("https://a.example/feed"), source="cli", now=NOW)
+    store.feeds.record_error(feed.id, "HTTP 500", now=NOW, next_check=NOW, pause_after=1)
+    store.feeds.record_success(feed.id, FeedCheck(NOW, NOW))
+    assert store.feeds.get(feed.url).status == "active"
+
+
+def test_config_sync_from_many_processes_at_once(store_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [open_store(store_url) for _ in range(6)]
+    specs = [FeedSpec(f"https://{n}.example/feed") for n in range(20)]
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda s: s.feeds.sync_config(specs, NOW), stores))
+    assert len(stores[0].feeds.listed()) == 20
+    for s in stores:
+        s.close()

@@ -55,12 +55,11 @@ def next_check_after_success(
 ) -> datetime:
     """The next check after a 200 or 304."""
     interval = interval_from_dates(cadence, dates, now)
-    publisher_wish = max(
-        timedelta(minutes=ttl_minutes or 0),
-        timedelta(seconds=max_age or 0),
-    )
+    # Clamped before they become timedeltas: a server's number can be any size.
+    limit = cadence.max_interval.total_seconds()
+    publisher_wish = timedelta(seconds=min(max((ttl_minutes or 0) * 60, max_age or 0), limit))
     # The publisher may ask for fewer checks, up to the operator's max_interval.
-    interval = max(interval, min(publisher_wish, cadence.max_interval))
+    interval = max(interval, publisher_wish)
     return now + interval
 
 
@@ -73,7 +72,7 @@ def next_check_after_error(
 ) -> datetime:
     """The next check after the ``error_count``-th consecutive failure."""
     if retry_after is not None:
-        wait = min(timedelta(seconds=max(retry_after, 0)), MAX_RETRY_AFTER)
+        wait = timedelta(seconds=min(max(retry_after, 0), MAX_RETRY_AFTER.total_seconds()))
         return now + max(wait, cadence.min_interval)
     backoff = cadence.min_interval * (2 ** min(max(error_count - 1, 0), 20))
     delay: timedelta = min(backoff, cadence.max_interval)

@@ -139,7 +139,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     """Read, override from ``env`` and validate; raise ConfigError listing every problem."""
     env = os.environ if env is None else env
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: editors on Windows save a byte-order mark that TOML does not allow.
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError([f"{path}: not found (create one with `newsdesk init`)"]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -211,6 +212,7 @@ class _Validator:
     def fetch(self, t: _Table) -> FetchConfig:
         d, s = FetchConfig(), FetchSettings()
         minute, week = timedelta(minutes=1), timedelta(days=7)
+        timeout = read_duration(timedelta(seconds=1), timedelta(hours=1))
         interval = t.get("interval", read_duration(minute, week), d.interval)
         min_interval = t.get("min_interval", read_duration(minute, week), d.min_interval)
         max_interval = t.get(
@@ -220,11 +222,9 @@ class _Validator:
             self.problem(t.where("min_interval"), "must not be longer than max_interval")
         settings = FetchSettings(
             user_agent=t.get("user_agent", read_nonempty, f"newsdesk/{__version__} (feed digest)"),
-            connect_timeout=_seconds(
-                t.get("connect_timeout", read_duration(), _td(s.connect_timeout))
-            ),
-            read_timeout=_seconds(t.get("read_timeout", read_duration(), _td(s.read_timeout))),
-            deadline=_seconds(t.get("deadline", read_duration(), _td(s.deadline))),
+            connect_timeout=_seconds(t.get("connect_timeout", timeout, _td(s.connect_timeout))),
+            read_timeout=_seconds(t.get("read_timeout", timeout, _td(s.read_timeout))),
+            deadline=_seconds(t.get("deadline", timeout, _td(s.deadline))),
             max_bytes=t.get("max_size", read_size(1024, 1024**3), s.max_bytes),
             max_redirects=t.get("max_redirects", read_int(0, 20), s.max_redirects),
             concurrency=t.get("concurrency", read_int(1, 1000), s.concurrency),

@@ -7,6 +7,7 @@ raises ``ValueError`` with a reason short enough to follow "file: key: ".
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -30,6 +31,7 @@ _SIZE_UNITS = {
     "mib": 1024**2,
     "gib": 1024**3,
 }
+_LONGEST = 366 * 86400  # no duration newsdesk reads is longer than a year
 _CRON_FIELD = re.compile(r"^[\d*/,\-a-z]+$", re.IGNORECASE)
 
 
@@ -79,6 +81,8 @@ def read_float(low: float | None = None, high: float | None = None) -> Reader[fl
                 raise ValueError(f"expected a number, got {_show(value)}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"expected a number, got {_show(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {_show(value)}")
         _check_range(value, low, high)
         return float(value)
 
@@ -90,14 +94,17 @@ def read_duration(low: timedelta | None = None, high: timedelta | None = None) -
 
     def read(value: Any) -> timedelta:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            result = timedelta(seconds=value)
+            seconds = float(value)
         elif isinstance(value, str) and (match := _DURATION.match(value)):
             amount, unit = match.groups()
-            result = timedelta(seconds=float(amount) * _DURATION_UNITS[unit.lower()])
+            seconds = float(amount) * _DURATION_UNITS[unit.lower()]
         else:
             raise ValueError(
                 f"expected a duration like '30s', '10m', '6h' or '7d', got {_show(value)}"
             )
+        if not math.isfinite(seconds) or seconds > _LONGEST:
+            raise ValueError(f"must be at most {format_duration(timedelta(seconds=_LONGEST))}")
+        result = timedelta(seconds=seconds)
         if low is not None and result < low:
             raise ValueError(f"must be at least {format_duration(low)}")
         if high is not None and result > high:

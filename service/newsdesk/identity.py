@@ -180,7 +180,10 @@ def entry_key(guid: str | None, url: str | None, content_hash: str) -> str:
         return _bounded_key("guid", guid)
     canonical = canonical_url(url) if url else None
     if canonical:
-        return _bounded_key("url", canonical)
+        # The fragment stays in the key: feeds without GUIDs link "changelog#v2" and
+        # "changelog#v1" as two entries (canonical_url, for clustering, drops it).
+        fragment = urlsplit(url.strip()).fragment if url else ""
+        return _bounded_key("url", f"{canonical}#{fragment}" if fragment else canonical)
     return f"hash:{content_hash}"
 
 

@@ -37,7 +37,11 @@ def select_feeds(
 ) -> list[Feed]:
     """The feeds a round should fetch: named ones, every active one, or the due ones."""
     if urls:
-        return [store.feeds.get(url) for url in urls]
+        named = [store.feeds.get(url) for url in urls]
+        for feed in named:
+            if feed.status == "removed":
+                raise UsageError(f"{feed.url}: was removed; add it again to fetch it")
+        return named
     if all_feeds:
         return store.feeds.fetchable()
     return store.feeds.due(now)

@@ -19,7 +19,7 @@ def read_opml(data: bytes, *, source: str) -> tuple[list[FeedSpec], list[str]]:
     """
     try:
         root = ET.fromstring(data)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:  # LookupError: unknown encoding
         raise UsageError(f"{source}: not an OPML file: {exc}") from None
     body = root.find("body")
     if root.tag != "opml" or body is None:
@@ -42,7 +42,10 @@ def read_opml(data: bytes, *, source: str) -> tuple[list[FeedSpec], list[str]]:
                 seen.add(url)
                 specs.append(FeedSpec(url=url, name=title, tags=tags))
 
-    walk(body, ())
+    try:
+        walk(body, ())
+    except RecursionError:
+        raise UsageError(f"{source}: outlines nested too deep") from None
     return specs, problems
 
 

@@ -151,16 +151,19 @@ class _Round:
                 fetched = await self.fetcher.fetch(
                     feed.url, etag=feed.etag, last_modified=feed.last_modified, now=ctx.clock()
                 )
-            if fetched.permanent_url and fetched.permanent_url != feed.url:
-                new_url = fetched.permanent_url
-                await self._store(lambda: _follow_move(ctx, feed, new_url))
+            # A permanent redirect is followed only once the new URL has proved to be the
+            # feed (a 304, the same body, or a document that parses): a 301 to a home page
+            # must not replace the feed's URL.
+            moved = fetched.permanent_url if fetched.permanent_url != feed.url else None
             body_hash = hashlib.sha256(fetched.body).hexdigest() if fetched.body else None
             if fetched.not_modified or (body_hash is not None and body_hash == feed.body_hash):
-                await self._store(lambda: _record_unchanged(ctx, feed, fetched))
+                await self._store(lambda: _record_unchanged(ctx, feed, fetched, moved))
                 summary.not_modified += 1
                 return
             parsed = await self._parse(fetched)
-            new_ids = await self._store(lambda: _save_parsed(ctx, feed, fetched, parsed, body_hash))
+            new_ids = await self._store(
+                lambda: _save_parsed(ctx, feed, fetched, parsed, body_hash, moved)
+            )
         except FeedError as exc:
             await self._fail(feed, exc)
             return
@@ -190,8 +193,11 @@ def _save_parsed(
     fetched: FetchedFeed,
     parsed: ParsedFeed,
     body_hash: str | None,
+    moved: str | None,
 ) -> list[int]:
     """Store the new entries and the feed's health; return the new entries' ids."""
+    if moved and not _follow_move(ctx, feed, moved):
+        return []  # the feed moved onto one already subscribed: that one gets the entries
     now = ctx.clock()
     # The document's own dates tell the feed's pace; the store knows it when the
     # document carries fewer than two dated entries.
@@ -254,7 +260,11 @@ def _parse_in_worker(body: bytes, url: str, headers: dict[str, str]) -> ParsedFe
     return parse_feed(body, url=url, headers=headers)
 
 
-def _record_unchanged(ctx: RefreshContext, feed: Feed, fetched: FetchedFeed) -> None:
+def _record_unchanged(
+    ctx: RefreshContext, feed: Feed, fetched: FetchedFeed, moved: str | None
+) -> None:
+    if moved and not _follow_move(ctx, feed, moved):
+        return
     now = ctx.clock()
     check = FeedCheck(
         checked_at=now,
@@ -300,7 +310,9 @@ def _record_failure(ctx: RefreshContext, feed: Feed, exc: FeedError) -> None:
     )
 
 
-def _follow_move(ctx: RefreshContext, feed: Feed, new_url: str) -> None:
+def _follow_move(ctx: RefreshContext, feed: Feed, new_url: str) -> bool:
+    """Store the feed's new URL; False when another feed already has it (this one is
+    then retired)."""
     moved = ctx.store.feeds.move(feed.id, new_url, now=ctx.clock())
     log.info(
         "feed moved permanently to %s%s",
@@ -308,6 +320,7 @@ def _follow_move(ctx: RefreshContext, feed: Feed, new_url: str) -> None:
         "" if moved else " (already subscribed there; this one is retired)",
         extra={"feed_url": feed.url, "status": "moved"},
     )
+    return moved
 
 
 def read_local_feed(url: str, base_dir: Path, max_bytes: int) -> FetchedFeed:

@@ -219,4 +219,8 @@ def _utc(parsed: struct_time | None) -> datetime | None:
 def _ttl(value: object) -> int | None:
     """RSS <ttl> in minutes, when it is a positive integer."""
     text = str(value).strip() if value is not None else ""
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    # ASCII digits only ("²".isdigit() is true), and no more than a year: the value only
+    # makes checks rarer, within max_interval.
+    if not re.fullmatch(r"[0-9]{1,7}", text) or int(text) == 0:
+        return None
+    return min(int(text), 366 * 24 * 60)

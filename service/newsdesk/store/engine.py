@@ -10,7 +10,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 
 from newsdesk.errors import StoreError
 
@@ -32,8 +32,10 @@ def create_store_engine(url: str, *, pool_size: int = 5) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise StoreError(f"store.url {_redact(url)}: {exc}") from None
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise StoreError(f"store.url {_redact(url)}: {_one_line(exc)}") from None
+    except OSError as exc:
+        raise StoreError(f"store.url {_redact(url)}: {exc.strerror or exc}") from None
     except ModuleNotFoundError as exc:
         raise StoreError(
             f"store.url {_redact(url)}: driver missing ({exc.name}); "
@@ -72,9 +74,9 @@ def upgrade(engine: Engine) -> None:
             _lock_for_migration(connection)
             command.upgrade(_alembic_config(connection), "head")
             connection.commit()
-    except OperationalError as exc:
+    except (OperationalError, InterfaceError) as exc:
         raise StoreError(
-            f"cannot migrate the store at {_redact(str(engine.url))}: {exc.orig}"
+            f"cannot migrate the store at {_redact(str(engine.url))}: {_one_line(exc.orig)}"
         ) from None
 
 
@@ -94,6 +96,15 @@ def _lock_for_migration(connection: Connection) -> None:
 
 def pending_migrations(engine: Engine) -> list[str]:
     """Revisions not yet applied (empty when the schema is current)."""
+    try:
+        return _pending(engine)
+    except (OperationalError, InterfaceError) as exc:
+        raise StoreError(
+            f"cannot read the store at {_redact(str(engine.url))}: {_one_line(exc.orig)}"
+        ) from None
+
+
+def _pending(engine: Engine) -> list[str]:
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
         script = ScriptDirectory.from_config(_alembic_config(connection))
@@ -103,11 +114,16 @@ def pending_migrations(engine: Engine) -> list[str]:
         return [rev.revision for rev in script.iterate_revisions(tuple(heads), tuple(current))]
 
 
+def _one_line(exc: BaseException | None) -> str:
+    """Drivers' messages span lines (PostgreSQL adds hints); errors here are one line."""
+    return " ".join(str(exc).split())
+
+
 def _redact(url: str) -> str:
     """Hide the password of a database URL in messages."""
     from sqlalchemy.engine import make_url
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<invalid URL>"

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.models import ParsedEntry
-from newsdesk.store.schema import entries
+from newsdesk.store.schema import clean_text, entries
 
 
 class EntryStore:
@@ -80,19 +80,27 @@ def _unique_rows(
             continue
         published = entry.published or now
         # A date in the future would pin the entry to the top of every list: clamp it.
+        # One odd entry must not fail the feed's whole batch: text is made storable
+        # and cut to its column; a URL too long to store is dropped, not cut.
         rows[entry.key] = dict(
             feed_id=feed_id,
-            key=entry.key,
-            url=entry.url,
-            canonical_url=entry.canonical_url,
-            title=entry.title,
-            summary=entry.summary,
-            content=entry.content,
-            author=entry.author,
-            lang=entry.lang,
+            key=clean_text(entry.key),
+            url=_fits(entry.url, 2048),
+            canonical_url=_fits(entry.canonical_url, 2048),
+            title=clean_text(entry.title),
+            summary=clean_text(entry.summary),
+            content=clean_text(entry.content),
+            author=clean_text(entry.author)[:500] if entry.author else None,
+            lang=clean_text(entry.lang)[:20] if entry.lang else None,
             published_at=min(published, now),
             updated_at=entry.updated,
             first_seen_at=now,
             content_hash=entry.content_hash,
         )
     return list(rows.values())
+
+
+def _fits(url: str | None, size: int) -> str | None:
+    if url is None or len(url) > size:
+        return None
+    return clean_text(url)

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.errors import UsageError
 from newsdesk.models import Feed, FeedCheck, FeedSpec
-from newsdesk.store.schema import feeds
+from newsdesk.store.schema import clean_text, feeds
 
 FETCHABLE = ("active",)
 
@@ -52,14 +53,20 @@ class FeedStore:
         and mark config feeds that left the file as removed (their entries stay)."""
         wanted = {spec.url: spec for spec in specs}
         with self.engine.begin() as conn:
-            # Matched on the declared URL: a feed that moved (301) keeps its row.
-            existing = {row.declared_url: row for row in conn.execute(select(feeds))}
+            rows = list(conn.execute(select(feeds)))
+            by_declared = {row.declared_url: row for row in rows}
+            by_url = {row.url: row for row in rows}
+            kept: set[int] = set()
             for url, spec in wanted.items():
-                row = existing.get(url)
+                # A feed that moved (301) keeps its row, whether newsdesk.toml still names
+                # the old URL or has been updated to the new one.
+                row = by_declared.get(url) or by_url.get(url)
                 values = _spec_values(spec)
                 if row is None:
+                    # Another process starting at the same moment may insert it first.
                     conn.execute(
-                        feeds.insert().values(
+                        _insert(conn)(feeds)
+                        .values(
                             url=url,
                             declared_url=url,
                             source="config",
@@ -67,9 +74,13 @@ class FeedStore:
                             created_at=now,
                             **values,
                         )
+                        .on_conflict_do_nothing()
                     )
                     continue
+                kept.add(row.id)
                 changes = {k: v for k, v in values.items() if getattr(row, k) != v}
+                if row.declared_url != url:
+                    changes["declared_url"] = url
                 if row.source != "config":
                     changes["source"] = "config"
                 if row.status == "removed":
@@ -78,8 +89,8 @@ class FeedStore:
                     conn.execute(update(feeds).where(feeds.c.id == row.id).values(**changes))
             gone = [
                 row.id
-                for url, row in existing.items()
-                if row.source == "config" and url not in wanted and row.status != "removed"
+                for row in rows
+                if row.source == "config" and row.id not in kept and row.status != "removed"
             ]
             if gone:
                 conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(status="removed"))
@@ -235,17 +246,27 @@ class FeedStore:
             return False
 
     def revive(self, urls: Iterable[str], *, now: datetime) -> list[Feed]:
-        """Un-pause (or un-retire) feeds and make them due now."""
+        """Un-pause (or un-retire) feeds and make them due now.
+
+        A feed that had moved goes back to the URL the curator gave: if the move was
+        right, the next fetch follows the redirect again.
+        """
         revived = []
         for url in urls:
             feed = self.get(url)
+            if feed.status == "removed":
+                raise UsageError(f"{url}: was removed; add it again instead")
+            values: dict[str, Any] = dict(status="active", error_count=0, next_check_at=now)
             with self.engine.begin() as conn:
-                conn.execute(
-                    update(feeds)
-                    .where(feeds.c.id == feed.id)
-                    .values(status="active", error_count=0, next_check_at=now)
-                )
-            revived.append(self.get(url))
+                taken = conn.execute(
+                    select(feeds.c.id).where(
+                        feeds.c.url == feed.declared_url, feeds.c.id != feed.id
+                    )
+                ).first()
+                if taken is None:
+                    values["url"] = feed.declared_url
+                conn.execute(update(feeds).where(feeds.c.id == feed.id).values(**values))
+            revived.append(self.by_id(feed.id))
         return revived
 
 
@@ -258,18 +279,35 @@ def mark_success(conn: Connection, feed_id: int, check: FeedCheck) -> None:
         last_checked_at=check.checked_at,
         last_success_at=check.checked_at,
         next_check_at=check.next_check,
-        etag=check.etag,
-        last_modified=check.last_modified,
+        etag=_validator(check.etag, 500),
+        last_modified=_validator(check.last_modified, 100),
         body_hash=check.body_hash,
     )
     # The document's own description; absent in a 304, so the stored one stays.
     if check.title:
-        values["title"] = check.title[:500]
+        values["title"] = clean_text(check.title)[:500]
     if check.site_url:
         values["site_url"] = check.site_url[:2048]
     if check.lang:
         values["lang"] = check.lang[:20]
     conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+    # Only an explicit `fetch --feed` reaches a paused or retired feed; it works again.
+    conn.execute(
+        update(feeds)
+        .where(feeds.c.id == feed_id, feeds.c.status.in_(("paused", "retired")))
+        .values(status="active")
+    )
+
+
+def _validator(value: str | None, size: int) -> str | None:
+    """An ETag or Last-Modified worth sending back: ASCII (HTTP headers are), and short."""
+    if value is None or not value.isascii() or len(value) > size:
+        return None
+    return value
+
+
+def _insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 def _named(url: str) -> ColumnElement[bool]:
@@ -277,4 +315,9 @@ def _named(url: str) -> ColumnElement[bool]:
 
 
 def _spec_values(spec: FeedSpec) -> dict[str, Any]:
-    return dict(name=spec.name, section=spec.section, tags=list(spec.tags), weight=spec.weight)
+    return dict(
+        name=clean_text(spec.name)[:300] if spec.name else None,
+        section=spec.section,
+        tags=list(spec.tags),
+        weight=spec.weight,
+    )

@@ -47,6 +47,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
+def clean_text(text: str) -> str:
+    """Text both engines accept: no NUL (PostgreSQL refuses it), no lone surrogates
+    (no encoding has them; a broken JSON feed can produce them)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
