@@ -190,3 +190,16 @@ def test_bad_opml_files_are_one_line_errors(
     assert code == 1
     assert out == f"Error: {opml}: {message}" + out.split(message, 1)[1]
     assert len(out.splitlines()) == 1
+
+
+def test_a_password_in_a_feed_url_stays_out_of_every_output(config: Path) -> None:
+    with FeedServer() as server:
+        server.route("/private.xml", Reply(status=401))
+        url = server.url("/private.xml").replace("http://", "http://reader:s3cret@")
+        outputs = [invoke(config, "feeds", "add", url)[1]]
+        outputs += [invoke(config, *args)[1] for args in (["fetch", "--all"], ["status"])]
+        outputs += [invoke(config, "status", "--json")[1], invoke(config, "feeds", "list")[1]]
+        outputs += [invoke(config, "-v", "feeds", "list", "--json")[1]]
+    assert server.requests[0].headers["authorization"].startswith("Basic ")
+    assert all("s3cret" not in out for out in outputs)
+    assert "reader:***@127.0.0.1" in outputs[1]

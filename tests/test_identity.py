@@ -11,6 +11,7 @@ from newsdesk.identity import (
     content_hash,
     entry_key,
     normalize_text,
+    redact_url,
 )
 
 # --- canonical_url ------------------------------------------------------------------------
@@ -215,3 +216,17 @@ def test_entry_key_keeps_the_fragment_that_tells_entries_apart() -> None:
     v2 = entry_key(None, "https://ex.org/changelog?utm_source=rss#v2", "h2")
     assert (v1, v2) == ("url:https://ex.org/changelog#v1", "url:https://ex.org/changelog#v2")
     assert entry_key(None, "https://ex.org/page", "h") == "url:https://ex.org/page"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:s3cret@feeds.example/rss", "https://user:***@feeds.example/rss"),
+        ("https://user:p%40ss@feeds.example:8443/rss", "https://user:***@feeds.example:8443/rss"),
+        ("https://user@feeds.example/rss", "https://user@feeds.example/rss"),
+        ("https://feeds.example/rss?token=x", "https://feeds.example/rss?token=x"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_passwords_in_feed_urls_are_never_shown(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -22,6 +22,7 @@ import click
 from newsdesk import __version__, jobs
 from newsdesk.config import Config, config_path, load_config
 from newsdesk.errors import ConfigError, NewsdeskError, UsageError
+from newsdesk.identity import redact_url
 from newsdesk.logs import setup_logging
 from newsdesk.models import Feed, FeedSpec
 from newsdesk.refresh import RefreshSummary
@@ -214,7 +215,7 @@ def feeds_add(
             source="cli",
             now=jobs.utcnow(),
         )
-        click.echo(f"added {feed.url}")
+        click.echo(f"added {feed.shown_url}")
 
 
 @feeds.command("remove")
@@ -238,7 +239,7 @@ def feeds_revive(ctx: Context, urls: tuple[str, ...], all_paused: bool) -> None:
         if all_paused:
             urls += tuple(f.url for f in store.feeds.listed() if f.status == "paused")
         for feed in jobs.revive_feeds(store, urls, now=jobs.utcnow()):
-            click.echo(f"revived {feed.url}")
+            click.echo(f"revived {feed.shown_url}")
 
 
 @feeds.command("import")
@@ -288,8 +289,8 @@ def _check_section(config: Config, section: str | None) -> None:
 
 def _feed_json(f: Feed) -> dict[str, Any]:
     return {
-        "url": f.url,
-        "declared_url": f.declared_url,
+        "url": f.shown_url,
+        "declared_url": redact_url(f.declared_url),
         "name": f.display_name,
         "section": f.section,
         "tags": list(f.tags),
@@ -311,7 +312,7 @@ def _print_feed_table(listed: list[Feed]) -> None:
     click.echo(f"{'STATUS':<8} {'FAILS':>5}  {'LAST OK':<16}  FEED")
     for f in listed:
         last_ok = f.last_success_at.strftime("%Y-%m-%d %H:%M") if f.last_success_at else "never"
-        click.echo(f"{f.status:<8} {f.error_count:>5}  {last_ok:<16}  {f.url}")
+        click.echo(f"{f.status:<8} {f.error_count:>5}  {last_ok:<16}  {f.shown_url}")
         if f.last_error:
             click.echo(f"{'':<33}{f.last_error}")
 

@@ -197,3 +197,18 @@ def _digest(text: str) -> str:
     # surrogatepass: a lone surrogate from a broken feed must not make hashing raise.
     data = text.encode("utf-8", "surrogatepass")
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info replaced by ``***``: how a feed URL
+    with credentials is shown in logs, errors and output."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))

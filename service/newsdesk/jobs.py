@@ -40,7 +40,7 @@ def select_feeds(
         named = [store.feeds.get(url) for url in urls]
         for feed in named:
             if feed.status == "removed":
-                raise UsageError(f"{feed.url}: was removed; add it again to fetch it")
+                raise UsageError(f"{feed.shown_url}: was removed; add it again to fetch it")
         return named
     if all_feeds:
         return store.feeds.fetchable()
@@ -92,7 +92,7 @@ def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
         "feeds": {"total": len(feeds), "due": due, "failing": len(failing), **by_status},
         "failing_feeds": [
             {
-                "url": f.url,
+                "url": f.shown_url,
                 "name": f.display_name,
                 "status": f.status,
                 "error_count": f.error_count,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from newsdesk.identity import redact_url
+
 
 @dataclass(frozen=True, slots=True)
 class FetchedFeed:
@@ -132,7 +134,12 @@ class Feed:
 
     @property
     def display_name(self) -> str:
-        return self.name or self.title or self.url
+        return self.name or self.title or self.shown_url
+
+    @property
+    def shown_url(self) -> str:
+        """The URL for logs and output: a password in it is never shown."""
+        return redact_url(self.url)
 
 
 @dataclass(frozen=True, slots=True)

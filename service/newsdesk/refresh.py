@@ -139,7 +139,7 @@ class _Round:
     async def _fail(self, feed: Feed, error: FeedError) -> None:
         await self._store(lambda: _record_failure(self.ctx, feed, error))
         self.summary.failed += 1
-        self.summary.failures.append((feed.url, error.reason))
+        self.summary.failures.append((feed.shown_url, error.reason))
 
     async def refresh(self, feed: Feed) -> None:
         """Fetch, parse and store one feed; a FeedError is stored on the feed row."""
@@ -171,19 +171,19 @@ class _Round:
             # A bug of ours, met on this feed's document: log it loudly, record it on the
             # feed, and let the other feeds of the round go on. If the store itself is
             # broken, recording fails too and the round stops there.
-            log.exception("internal error on feed", extra={"feed_url": feed.url})
+            log.exception("internal error on feed", extra={"feed_url": feed.shown_url})
             reason = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0][:200]
             await self._fail(feed, FeedError(feed.url, reason))
             return
         for warning in parsed.warnings:
-            log.warning("feed warning: %s", warning, extra={"feed_url": feed.url})
+            log.warning("feed warning: %s", warning, extra={"feed_url": feed.shown_url})
         summary.ok += 1
         summary.new_entries += len(new_ids)
         summary.new_entry_ids.extend(new_ids)
         log.debug(
             "feed ok: %d new entries",
             len(new_ids),
-            extra={"feed_url": feed.url, "status": "ok", "new_entries": len(new_ids)},
+            extra={"feed_url": feed.shown_url, "status": "ok", "new_entries": len(new_ids)},
         )
 
 
@@ -279,7 +279,7 @@ def _record_unchanged(
         body_hash=feed.body_hash,
     )
     ctx.store.feeds.record_success(feed.id, check)
-    log.debug("feed not modified", extra={"feed_url": feed.url, "status": "not_modified"})
+    log.debug("feed not modified", extra={"feed_url": feed.shown_url, "status": "not_modified"})
 
 
 def _record_failure(ctx: RefreshContext, feed: Feed, exc: FeedError) -> None:
@@ -287,7 +287,7 @@ def _record_failure(ctx: RefreshContext, feed: Feed, exc: FeedError) -> None:
     if isinstance(exc, FeedGone):
         ctx.store.feeds.retire(feed.id, exc.reason, now=now)
         log.warning(
-            "feed retired: %s", exc.reason, extra={"feed_url": feed.url, "status": "retired"}
+            "feed retired: %s", exc.reason, extra={"feed_url": feed.shown_url, "status": "retired"}
         )
         return
     retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
@@ -306,7 +306,7 @@ def _record_failure(ctx: RefreshContext, feed: Feed, exc: FeedError) -> None:
         status,
         exc.reason,
         updated.error_count,
-        extra={"feed_url": feed.url, "status": status, "error_count": updated.error_count},
+        extra={"feed_url": feed.shown_url, "status": status, "error_count": updated.error_count},
     )
 
 
@@ -318,7 +318,7 @@ def _follow_move(ctx: RefreshContext, feed: Feed, new_url: str) -> bool:
         "feed moved permanently to %s%s",
         new_url,
         "" if moved else " (already subscribed there; this one is retired)",
-        extra={"feed_url": feed.url, "status": "moved"},
+        extra={"feed_url": feed.shown_url, "status": "moved"},
     )
     return moved
 
