@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +73,7 @@ def _alembic_config(connection: Any) -> AlembicConfig:
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration."""
     try:
-        with engine.connect() as connection:
+        with _sqlite_file_lock(engine), engine.connect() as connection:
             _lock_for_migration(connection)
             command.upgrade(_alembic_config(connection), "head")
             connection.commit()
@@ -78,6 +81,23 @@ def upgrade(engine: Engine) -> None:
         raise StoreError(
             f"cannot migrate the store at {_redact(str(engine.url))}: {_one_line(exc.orig)}"
         ) from None
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, one process at a time opens a fresh store: the first connection switches
+    the file to WAL, which a concurrent transaction can make fail at once ("database is
+    locked") instead of waiting. A lock file beside the database orders them."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _lock_for_migration(connection: Connection) -> None:
