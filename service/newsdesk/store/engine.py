@@ -100,6 +100,18 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def write_lock(conn: Connection) -> None:
+    """Take SQLite's write lock before a read-then-write transaction.
+
+    A deferred transaction that has read cannot wait for the lock when it comes to
+    write (SQLite answers "database is locked" at once to avoid a deadlock); taking it
+    first makes a second process wait on the busy timeout instead. PostgreSQL needs
+    nothing here.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _lock_for_migration(connection: Connection) -> None:
     """Serialise migrations between processes starting at once on a fresh store.
 
@@ -109,7 +121,7 @@ def _lock_for_migration(connection: Connection) -> None:
     schema current and does nothing.
     """
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        write_lock(connection)
     elif connection.dialect.name == "postgresql":
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%(key)s)", {"key": MIGRATION_LOCK})
 

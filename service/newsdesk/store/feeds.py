@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.errors import UsageError
 from newsdesk.models import Feed, FeedCheck, FeedSpec
+from newsdesk.store.engine import write_lock
 from newsdesk.store.schema import clean_text, feeds
 
 FETCHABLE = ("active",)
@@ -53,7 +54,7 @@ class FeedStore:
         and mark config feeds that left the file as removed (their entries stay)."""
         wanted = {spec.url: spec for spec in specs}
         with self.engine.begin() as conn:
-            _write_lock(conn)
+            write_lock(conn)
             rows = list(conn.execute(select(feeds)))
             by_declared = {row.declared_url: row for row in rows}
             by_url = {row.url: row for row in rows}
@@ -99,7 +100,7 @@ class FeedStore:
     def add(self, spec: FeedSpec, *, source: str, now: datetime) -> Feed:
         """Add a feed (``feeds add``, OPML import); an existing URL is left as it is."""
         with self.engine.begin() as conn:
-            _write_lock(conn)
+            write_lock(conn)
             row = conn.execute(select(feeds).where(_named(spec.url))).first()
             if row is None:
                 conn.execute(
@@ -232,7 +233,7 @@ class FeedStore:
         """A permanent redirect: store the new URL. False when another feed already has
         it (then this one is retired as a duplicate instead)."""
         with self.engine.begin() as conn:
-            _write_lock(conn)
+            write_lock(conn)
             taken = conn.execute(select(feeds.c.id).where(feeds.c.url == new_url)).first()
             if taken is None:
                 conn.execute(update(feeds).where(feeds.c.id == feed_id).values(url=new_url))
@@ -261,7 +262,7 @@ class FeedStore:
                 raise UsageError(f"{url}: was removed; add it again instead")
             values: dict[str, Any] = dict(status="active", error_count=0, next_check_at=now)
             with self.engine.begin() as conn:
-                _write_lock(conn)
+                write_lock(conn)
                 taken = conn.execute(
                     select(feeds.c.id).where(
                         feeds.c.url == feed.declared_url, feeds.c.id != feed.id
@@ -301,17 +302,6 @@ def mark_success(conn: Connection, feed_id: int, check: FeedCheck) -> None:
         .where(feeds.c.id == feed_id, feeds.c.status.in_(("paused", "retired")))
         .values(status="active")
     )
-
-
-def _write_lock(conn: Connection) -> None:
-    """Take SQLite's write lock before a read-then-write transaction.
-
-    A deferred transaction that has read cannot wait for the lock when it comes to
-    write (SQLite answers "database is locked" at once to avoid a deadlock); taking it
-    first makes a second process wait on the busy timeout instead.
-    """
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _validator(value: str | None, size: int) -> str | None:
