@@ -12,7 +12,6 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -298,8 +297,8 @@ def _feed_json(f: Feed) -> dict[str, Any]:
         "status": f.status,
         "error_count": f.error_count,
         "last_error": f.last_error,
-        "last_success_at": _iso(f.last_success_at),
-        "next_check_at": _iso(f.next_check_at),
+        "last_success_at": jobs.iso(f.last_success_at),
+        "next_check_at": jobs.iso(f.next_check_at),
     }
 
 
@@ -378,10 +377,6 @@ def db_upgrade(ctx: Context) -> None:
         finally:
             store.close()
         click.echo(f"applied {len(pending)} migrations" if pending else "schema is up to date")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
 
 
 def main() -> None:

@@ -87,7 +87,7 @@ def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
         if f.status == "active" and (f.next_check_at is None or f.next_check_at <= now)
     )
     return {
-        "generated_at": _iso(now),
+        "generated_at": iso(now),
         "store": {"dialect": store.dialect, "entries": store.entries.count()},
         "feeds": {"total": len(feeds), "due": due, "failing": len(failing), **by_status},
         "failing_feeds": [
@@ -97,14 +97,15 @@ def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
                 "status": f.status,
                 "error_count": f.error_count,
                 "last_error": f.last_error,
-                "last_error_at": _iso(f.last_error_at),
-                "last_success_at": _iso(f.last_success_at),
-                "next_check_at": _iso(f.next_check_at),
+                "last_error_at": iso(f.last_error_at),
+                "last_success_at": iso(f.last_success_at),
+                "next_check_at": iso(f.next_check_at),
             }
             for f in failing
         ],
     }
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """A timestamp as the JSON outputs show it."""
     return value.isoformat(timespec="seconds") if value else None
