@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from newsdesk import __version__
+from newsdesk.cluster import ClusterParams
 from newsdesk.config_values import (
     read_address,
     read_bool,
@@ -99,6 +100,13 @@ class SectionConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    params: ClusterParams = field(default_factory=ClusterParams)
+    half_life: timedelta = timedelta(hours=24)
+    """Ranking: a story's recency bonus halves every ``half_life`` since its last entry."""
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "text"
@@ -113,6 +121,7 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     sections: tuple[SectionConfig, ...] = ()
     feeds: tuple[FeedSpec, ...] = ()
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
@@ -175,6 +184,7 @@ class _Validator:
         mail = self.mail(root.table("mail"))
         sections = tuple(self.section(t) for t in root.array("section"))
         feeds = tuple(self.feed(t, fetch) for t in root.array("feed"))
+        cluster = self.cluster(root.table("cluster"))
         log = root.table("log")
         log_config = LogConfig(
             level=log.get("level", read_choice("debug", "info", "warning", "error"), "info"),
@@ -193,6 +203,7 @@ class _Validator:
             mail=mail,
             sections=sections,
             feeds=feeds,
+            cluster=cluster,
             log=log_config,
         )
 
@@ -244,6 +255,23 @@ class _Validator:
         t.done()
         return result
 
+    def cluster(self, t: _Table) -> ClusterConfig:
+        d = ClusterParams()
+        share = read_float(0.0, 1.0)
+        params = ClusterParams(
+            window=t.get("window", read_duration(timedelta(hours=1), timedelta(days=30)), d.window),
+            threshold=t.get("threshold", share, d.threshold),
+            cross_threshold=t.get("cross_threshold", share, d.cross_threshold),
+            merge_threshold=t.get("merge_threshold", share, d.merge_threshold),
+        )
+        if params.merge_threshold < params.threshold:
+            self.problem(t.where("merge_threshold"), "must not be lower than threshold")
+        half_life = t.get(
+            "half_life", read_duration(timedelta(hours=1), timedelta(days=365)), timedelta(hours=24)
+        )
+        t.done()
+        return ClusterConfig(params=params, half_life=half_life)
+
     def mail(self, t: _Table) -> MailConfig:
         transport = t.get("transport", read_choice("outbox", "smtp"), "outbox")
         outbox = Path(t.get("outbox", read_nonempty, "outbox"))
@@ -293,6 +321,7 @@ class _Validator:
             section=t.get("section", read_nonempty, None),
             tags=t.get("tags", read_str_list, ()),
             weight=t.get("weight", read_float(0.0, 100.0), 1.0),
+            priority=t.get("priority", read_int(-1000, 1000), 0),
         )
         t.done()
         return result

@@ -143,10 +143,10 @@ def _strip_tracking(query: str) -> str:
     return "&".join(kept)
 
 
-def normalize_text(text: str) -> str:
-    """Plain, comparable text: tags stripped, entities decoded, NFKC, casefolded.
+def plain_text(text: str) -> str:
+    """Text as a reader sees it: tags stripped, entities decoded, NFKC, case kept.
 
-    Whitespace runs become one space. Meant for comparing and clustering, not display.
+    Whitespace runs become one space.
     """
     if "<" in text:
         text = _BLOCK_CONTENT_RE.sub(" ", text)
@@ -154,8 +154,15 @@ def normalize_text(text: str) -> str:
         text = _TAG_RE.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(text.split())
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def normalize_text(text: str) -> str:
+    """Plain, comparable text: :func:`plain_text`, casefolded.
+
+    Meant for comparing and clustering, not display.
+    """
+    return plain_text(text).casefold()
 
 
 def content_hash(title: str, url: str | None, text: str) -> str:

@@ -117,6 +117,8 @@ class Feed:
     section: str | None
     tags: tuple[str, ...]
     weight: float
+    priority: int
+    """Whose headline a story shows when several outlets carry it: the highest."""
     source: str
     """``config`` (declared in newsdesk.toml), ``cli`` or ``opml``."""
     status: str
@@ -151,6 +153,7 @@ class FeedSpec:
     section: str | None = None
     tags: tuple[str, ...] = ()
     weight: float = 1.0
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ def _feed(row: Row[Any]) -> Feed:
         section=row.section,
         tags=tuple(row.tags or ()),
         weight=row.weight,
+        priority=row.priority,
         source=row.source,
         status=row.status,
         etag=row.etag,
@@ -325,4 +326,5 @@ def _spec_values(spec: FeedSpec) -> dict[str, Any]:
         section=spec.section,
         tags=list(spec.tags),
         weight=spec.weight,
+        priority=spec.priority,
     )

@@ -81,6 +81,7 @@ feeds = Table(
     Column("section", String(100)),
     Column("tags", JSON, nullable=False, default=list),
     Column("weight", Float, nullable=False, default=1.0),
+    Column("priority", Integer, nullable=False, default=0),
     # Where the feed came from: "config" feeds follow newsdesk.toml, the others the CLI.
     Column("source", String(20), nullable=False, default="cli"),
     # active | paused (too many failures) | retired (410 Gone) | removed (left the config)
@@ -128,13 +129,57 @@ stories = Table(
     "stories",
     metadata,
     Column("id", Integer, primary_key=True),
+    # The headline of the entry that opened the story; listings show the best source's.
     Column("title", Text, nullable=False),
     Column("score", Float, nullable=False, default=0.0),
     Column("first_published_at", UTCDateTime, nullable=False),
     Column("last_published_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Squared length of the centroid (the sum of its members' unit vectors).
+    Column("norm2", Float, nullable=False, default=0.0),
+    Column("size", Integer, nullable=False, default=0),
+    # Languages of its members, comma-separated ("de,en").
+    Column("langs", String(40), nullable=False, default=""),
+    # Set when the story was merged into another: its id keeps answering.
+    Column("merged_into", Integer),
     Index(None, "last_published_at"),
+)
+
+story_terms = Table(
+    "story_terms",
+    metadata,
+    # The centroid of a story, one row per term: the inverted index that proposes
+    # candidate stories for a new entry (by term, within a time window).
+    Column("story_id", ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
+    Column("term", String(80), primary_key=True),
+    Column("weight", Float, nullable=False),
+    Index(None, "term"),
+)
+
+term_counts = Table(
+    "term_counts",
+    metadata,
+    # How many clustered entries hold each term: the IDF of the clustering.
+    Column("term", String(80), primary_key=True),
+    Column("entries", Integer, nullable=False),
+)
+
+entry_keys = Table(
+    "entry_keys",
+    metadata,
+    # Same-article keys (canonical URL, headline and lede digests) of clustered entries.
+    Column("key", String(40), primary_key=True),
+    Column("entry_id", ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
+    Index(None, "entry_id"),
+)
+
+story_apart = Table(
+    "story_apart",
+    metadata,
+    # Stories the curator split apart: clustering never merges them again.
+    Column("story_id", ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
+    Column("other_id", ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
 )
 
 story_entries = Table(

@@ -1,0 +1,484 @@
+"""Stories from entries: which story each new entry joins, and why.
+
+Pure and deterministic (no I/O, no clock): the same entries in the same order give the
+same stories. The store loads what the :class:`Clusterer` asks for (``wants``), the
+clusterer decides (``assign``), and the store persists what changed (``changes``).
+
+Three layers, tried in order for every entry:
+
+1. **Same entry** is settled before this module: one row per feed and entry key.
+2. **Same article** across feeds: an equal canonical URL or an equal headline or lede
+   digest (:mod:`newsdesk.signals`) joins the story of the copy seen first.
+3. **Same event**: TF-IDF cosine between the entry and each candidate story's centroid
+   (the sum of its members' unit vectors), where names, acronyms and numbers weigh
+   ``strong_boost`` times more than other words. Candidates come from an inverted index
+   (term -> stories) and must lie within ``window`` of the entry's *published* time, so
+   an archive ingested years later clusters as it did live. An entry in another language
+   than the story's meets a lower bar (``cross_threshold``): a German article and an
+   English headline share little more than names and numbers, and those are what count.
+
+An entry close to two stories (both at or above ``merge_threshold``) bridges them: the
+smaller story merges into the larger, unless the curator split them apart before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from newsdesk.signals import Signals
+
+SAME_URL = "same-url"
+SAME_TEXT = "same-text"
+SAME_EVENT = "same-event"
+FIRST = "first"
+CURATOR = "curator"
+MERGED = "merged"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterParams:
+    window: timedelta = timedelta(hours=72)
+    """How far from a story's first and last entry a new entry may be published."""
+    threshold: float = 0.35
+    """Cosine an entry needs to join a story in its own language."""
+    cross_threshold: float = 0.25
+    """Cosine an entry needs to join a story in another language."""
+    merge_threshold: float = 0.5
+    """Cosine to a second story at which an entry merges the two."""
+    strong_boost: float = 2.0
+    """How much more a name, acronym or number weighs than an ordinary word."""
+    min_shared_strong: int = 1
+    """Strong terms an entry must share with a story to join it by similarity."""
+    candidate_postings: int = 400
+    """Terms in more window stories than this are too common to propose candidates."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """An entry to cluster."""
+
+    entry_id: int
+    published: datetime
+    signals: Signals
+    url_key: str | None = None
+    """``u:`` + digest of the canonical URL, when the entry has one."""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return ((self.url_key,) if self.url_key else ()) + self.signals.keys
+
+
+@dataclass(slots=True)
+class StoryState:
+    """What the clusterer knows of a story besides its centroid's terms."""
+
+    id: int
+    first: datetime
+    last: datetime
+    norm2: float
+    size: int
+    langs: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    entry_id: int
+    story_id: int
+    signal: str
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    survivor: int
+    absorbed: int
+    entry_id: int
+    """The entry that bridged the two stories."""
+    moved_terms: frozenset[str] = frozenset()
+    """Centroid terms of the absorbed story already added to the survivor's weights."""
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a batch of assignments changed, for the store to write in one transaction."""
+
+    new_stories: list[StoryState]
+    stories: list[StoryState]
+    weights: list[tuple[int, str, float]]
+    """(story id, term, centroid weight), absolute values."""
+    df: dict[str, int]
+    """Term -> number of entries holding it, absolute values."""
+    keys: list[tuple[str, int]]
+    """(key, entry id): the same-article keys of the assigned entries."""
+    assignments: list[Assignment]
+    merges: list[Merge]
+
+
+class Clusterer:
+    """Incremental clustering over a window of stories held in memory.
+
+    Ids below zero are stories opened in this batch, not stored yet; :meth:`renumber`
+    gives them their stored ids.
+    """
+
+    def __init__(self, params: ClusterParams | None = None, *, documents: int = 0) -> None:
+        self.params = params or ClusterParams()
+        self.documents = documents
+        self.postings: dict[str, dict[int, float]] = {}
+        self.df: dict[str, int] = {}
+        self.key_story: dict[str, int] = {}
+        self.stories: dict[int, StoryState] = {}
+        self.apart: set[frozenset[int]] = set()
+        self._known_keys: set[str] = set()
+        self._terms_of: dict[int, set[str]] = {}
+        # Stories merged away -> their survivor, until the cache is dropped.
+        self._merged_into: dict[int, int] = {}
+        self._next_temp = -1
+        self._new: set[int] = set()
+        self._dirty_stories: set[int] = set()
+        self._dirty_terms: set[tuple[int, str]] = set()
+        self._dirty_df: set[str] = set()
+        self._keys: list[tuple[str, int]] = []
+        self._assignments: list[Assignment] = []
+        self._merges: list[Merge] = []
+
+    # -- what the store must load first ------------------------------------------------
+
+    def wants(self, items: Iterable[Item]) -> tuple[set[str], set[str]]:
+        """The terms and keys of ``items`` whose postings are not loaded yet."""
+        terms: set[str] = set()
+        keys: set[str] = set()
+        for item in items:
+            terms.update(t for t in item.signals.terms if t not in self.df)
+            keys.update(k for k in item.keys if k not in self._known_keys)
+        return terms, keys
+
+    def load(
+        self,
+        *,
+        terms: Iterable[str] = (),
+        postings: Iterable[tuple[str, int, float]] = (),
+        df: Iterable[tuple[str, int]] = (),
+        keys: Iterable[str] = (),
+        key_stories: Iterable[tuple[str, int]] = (),
+        stories: Iterable[StoryState] = (),
+        apart: Iterable[tuple[int, int]] = (),
+    ) -> None:
+        """Take what the store found for the terms and keys asked for by :meth:`wants`.
+
+        Every asked-for term and key is marked loaded, found or not, so a term no story
+        has yet is not asked for again.
+        """
+        for term in terms:
+            self.df.setdefault(term, 0)
+            self.postings.setdefault(term, {})
+        for term, count in df:
+            self.df[term] = count
+        for term, story_id, weight in postings:
+            self.postings.setdefault(term, {})[story_id] = weight
+            self._terms_of.setdefault(story_id, set()).add(term)
+        self._known_keys.update(keys)
+        for key, story_id in key_stories:
+            current = self.key_story.get(key)
+            if current is None or story_id < current:
+                self.key_story[key] = story_id
+        for story in stories:
+            self.stories.setdefault(story.id, story)
+        self.apart.update(frozenset(pair) for pair in apart)
+
+    def missing_stories(self) -> set[int]:
+        """Stories named by loaded postings or keys whose state is not loaded."""
+        named = {sid for posting in self.postings.values() for sid in posting}
+        named.update(self.key_story.values())
+        return named - self.stories.keys()
+
+    @property
+    def cached_postings(self) -> int:
+        return sum(len(p) for p in self.postings.values())
+
+    # -- deciding ----------------------------------------------------------------------
+
+    def assign(self, item: Item) -> Assignment:
+        """Put ``item`` into a story (an existing one or a new one) and say why."""
+        vector = self.vector(item.signals)
+        story_id, signal, similarity = self._same_article(item)
+        bridged: list[tuple[float, int]] = []
+        if story_id is None:
+            ranked = self._ranked(item, vector)
+            if ranked and ranked[0][0] >= self._bar(item, ranked[0][1]):
+                similarity, story_id = ranked[0]
+                signal = SAME_EVENT
+                bridged = [
+                    (score, sid)
+                    for score, sid in ranked[1:]
+                    if score >= self.params.merge_threshold
+                    and frozenset((story_id, sid)) not in self.apart
+                ]
+        if story_id is None:
+            story_id = self._open(item)
+            signal, similarity = FIRST, 1.0
+        self._join(story_id, item, vector)
+        for _, other in bridged:
+            story_id = self._merge(story_id, other, item.entry_id)
+        assignment = Assignment(item.entry_id, story_id, signal, round(similarity, 4))
+        self._assignments.append(assignment)
+        for key in item.keys:
+            self._keys.append((key, item.entry_id))
+            self.key_story.setdefault(key, story_id)
+            self._known_keys.add(key)
+        return assignment
+
+    def _same_article(self, item: Item) -> tuple[int | None, str, float]:
+        if item.url_key and (sid := self._live(self.key_story.get(item.url_key))) is not None:
+            return sid, SAME_URL, 1.0
+        for key in item.signals.keys:
+            if (sid := self._live(self.key_story.get(key))) is not None:
+                return sid, SAME_TEXT, 1.0
+        return None, "", 0.0
+
+    def _live(self, story_id: int | None) -> int | None:
+        """``story_id`` after any merge in this batch; None when unknown."""
+        if story_id is None:
+            return None
+        story_id = self._final(story_id)
+        return story_id if story_id in self.stories else None
+
+    def _final(self, story_id: int) -> int:
+        while story_id in self._merged_into:
+            story_id = self._merged_into[story_id]
+        return story_id
+
+    def _ranked(self, item: Item, vector: dict[str, float]) -> list[tuple[float, int]]:
+        """Candidate stories in the window, best first: (cosine, story id)."""
+        window = self.params.window
+        published = item.published
+        candidates: set[int] = set()
+        for term in vector:
+            posting = self.postings.get(term)
+            if posting and len(posting) <= self.params.candidate_postings:
+                candidates.update(posting)
+        strong = item.signals.strong
+        ranked = []
+        for sid in candidates:
+            story = self.stories.get(sid)
+            if story is None or not (story.first - window <= published <= story.last + window):
+                continue
+            dot = 0.0
+            shared_strong = 0
+            for term, weight in vector.items():
+                posting = self.postings.get(term)
+                centroid = posting.get(sid) if posting else None
+                if centroid:
+                    dot += weight * centroid
+                    shared_strong += term in strong
+            if shared_strong < self.params.min_shared_strong:
+                continue
+            ranked.append((dot / math.sqrt(story.norm2), sid))
+        # Highest similarity first; equal ones go to the older (lower) id.
+        ranked.sort(key=lambda pair: (-pair[0], _age_order(pair[1])))
+        return ranked
+
+    def _bar(self, item: Item, story_id: int) -> float:
+        langs = self.stories[story_id].langs
+        if not item.signals.lang or not langs or item.signals.lang in langs:
+            return self.params.threshold
+        return self.params.cross_threshold
+
+    def similarity(self, a: Signals, b: Signals) -> float:
+        """Cosine of two entries as this clusterer weighs them (for measuring)."""
+        va, vb = self.vector(a), self.vector(b)
+        return sum(w * vb.get(t, 0.0) for t, w in va.items())
+
+    def vector(self, signals: Signals) -> dict[str, float]:
+        """The entry's unit TF-IDF vector, strong terms boosted."""
+        documents = self.documents + 1
+        boost = self.params.strong_boost
+        vector = {}
+        for term, count in signals.terms.items():
+            df = self.df.get(term, 0) + 1
+            weight = count * (math.log((documents + 1) / (df + 1)) + 1.0)
+            vector[term] = weight * boost if term in signals.strong else weight
+        norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
+        return {term: w / norm for term, w in vector.items()}
+
+    # -- changing ----------------------------------------------------------------------
+
+    def _open(self, item: Item) -> int:
+        story_id = self._next_temp
+        self._next_temp -= 1
+        self.stories[story_id] = StoryState(story_id, item.published, item.published, 0.0, 0)
+        self._new.add(story_id)
+        return story_id
+
+    def _join(self, story_id: int, item: Item, vector: dict[str, float]) -> None:
+        story = self.stories[story_id]
+        dot = 0.0
+        for term, weight in vector.items():
+            posting = self.postings.setdefault(term, {})
+            old = posting.get(story_id, 0.0)
+            dot += old * weight
+            posting[story_id] = old + weight
+            self._dirty_terms.add((story_id, term))
+        self._terms_of.setdefault(story_id, set()).update(vector)
+        story.norm2 += 2 * dot + 1.0
+        story.size += 1
+        story.first = min(story.first, item.published)
+        story.last = max(story.last, item.published)
+        if item.signals.lang:
+            story.langs.add(item.signals.lang)
+        self._dirty_stories.add(story_id)
+        self.documents += 1
+        for term in item.signals.terms:
+            self.df[term] = self.df.get(term, 0) + 1
+            self._dirty_df.add(term)
+
+    def _merge(self, a: int, b: int, entry_id: int) -> int:
+        """Merge two stories in memory; returns the survivor.
+
+        Only the loaded terms move here (the rest of the absorbed centroid is merged by
+        the store), so the survivor's norm is exact again once the batch is written.
+        """
+        first, second = self.stories[a], self.stories[b]
+        survivor, absorbed = sorted(
+            (first, second), key=lambda s: (-s.size, s.first, _age_order(s.id))
+        )
+        cross = 0.0
+        moved = self._terms_of.pop(absorbed.id, set())
+        for term in moved:
+            posting = self.postings[term]
+            weight = posting.pop(absorbed.id, None)
+            if weight is None:
+                continue
+            old = posting.get(survivor.id, 0.0)
+            cross += old * weight
+            posting[survivor.id] = old + weight
+            self._dirty_terms.add((survivor.id, term))
+            self._dirty_terms.discard((absorbed.id, term))
+        survivor.norm2 += absorbed.norm2 + 2 * cross
+        survivor.size += absorbed.size
+        survivor.first = min(survivor.first, absorbed.first)
+        survivor.last = max(survivor.last, absorbed.last)
+        survivor.langs |= absorbed.langs
+        self._terms_of.setdefault(survivor.id, set()).update(moved)
+        del self.stories[absorbed.id]
+        self._dirty_stories.discard(absorbed.id)
+        self._dirty_stories.add(survivor.id)
+        self._merged_into[absorbed.id] = survivor.id
+        self.apart = {
+            frozenset(survivor.id if s == absorbed.id else s for s in pair) for pair in self.apart
+        }
+        if absorbed.id in self._new:
+            # Never stored: its entries simply belong to the survivor.
+            self._new.discard(absorbed.id)
+            self._assignments = [_moved(a, absorbed.id, survivor.id) for a in self._assignments]
+        else:
+            self._merges.append(Merge(survivor.id, absorbed.id, entry_id, frozenset(moved)))
+        return survivor.id
+
+    # -- handing over to the store -----------------------------------------------------
+
+    def changes(self) -> Changes:
+        """What the batch changed since the last call; the clusterer starts a new batch."""
+        out = Changes(
+            new_stories=[self.stories[sid] for sid in sorted(self._new, reverse=True)],
+            stories=[
+                self.stories[sid]
+                for sid in sorted(self._dirty_stories - self._new)
+                if sid in self.stories
+            ],
+            weights=[
+                (sid, term, self.postings[term][sid])
+                for sid, term in sorted(self._dirty_terms)
+                if sid in self.stories
+            ],
+            df={term: self.df[term] for term in sorted(self._dirty_df)},
+            keys=list(self._keys),
+            assignments=list(self._assignments),
+            merges=[
+                Merge(self._final(m.survivor), m.absorbed, m.entry_id, m.moved_terms)
+                for m in self._merges
+            ],
+        )
+        self._reset_batch()
+        return out
+
+    def renumber(self, ids: dict[int, int]) -> None:
+        """Give batch-opened stories (negative ids) the ids the store gave them."""
+        if not ids:
+            return
+        for temp, real in ids.items():
+            terms = self._terms_of.pop(temp, set())
+            for term in terms:
+                posting = self.postings[term]
+                posting[real] = posting.pop(temp)
+            self._terms_of[real] = terms
+        for key, sid in self.key_story.items():
+            if sid in ids:
+                self.key_story[key] = ids[sid]
+        self._merged_into = {ids.get(a, a): ids.get(b, b) for a, b in self._merged_into.items()}
+        for temp, real in ids.items():
+            story = self.stories.pop(temp)
+            story.id = real
+            self.stories[real] = story
+        self.apart = {frozenset(ids.get(s, s) for s in pair) for pair in self.apart}
+
+    def forget(self) -> None:
+        """Drop everything cached (after merges or when the cache is large)."""
+        documents = self.documents
+        self.__init__(self.params, documents=documents)  # type: ignore[misc]
+
+    def _reset_batch(self) -> None:
+        self._new = set()
+        self._dirty_stories = set()
+        self._dirty_terms = set()
+        self._dirty_df = set()
+        self._keys = []
+        self._assignments = []
+        self._merges = []
+
+
+def cluster_all(items: Sequence[Item], params: ClusterParams | None = None) -> list[Assignment]:
+    """Cluster ``items`` from nothing, in memory: for tests and measurements.
+
+    The result names final stories (merges applied), numbered from 1 in opening order.
+    """
+    clusterer = Clusterer(params)
+    for item in sorted(items, key=lambda i: (i.published, i.entry_id)):
+        clusterer.assign(item)
+    changes = clusterer.changes()
+    final: dict[int, int] = {}
+    for merge in changes.merges:
+        final[merge.absorbed] = merge.survivor
+    numbering: dict[int, int] = {}
+    out = []
+    for a in changes.assignments:
+        sid = a.story_id
+        while sid in final:
+            sid = final[sid]
+        out.append(
+            Assignment(
+                a.entry_id, numbering.setdefault(sid, len(numbering) + 1), a.signal, a.similarity
+            )
+        )
+    return out
+
+
+def _moved(a: Assignment, old: int, new: int) -> Assignment:
+    return Assignment(a.entry_id, new, a.signal, a.similarity) if a.story_id == old else a
+
+
+def _age_order(story_id: int) -> tuple[int, int]:
+    """Stored stories (positive ids) are older than batch-opened ones (negative ids)."""
+    return (0, story_id) if story_id > 0 else (1, -story_id)
+
+
+def count_terms(signals: Iterable[Signals]) -> Counter[str]:
+    """Document frequencies of ``signals``' terms."""
+    counts: Counter[str] = Counter()
+    for s in signals:
+        counts.update(s.terms.keys())
+    return counts

@@ -1,0 +1,312 @@
+"""What an entry says, as the clustering compares it: terms, names, numbers, text keys.
+
+Pure functions (no I/O, no clock). ``signals_of`` turns an entry's title and summary
+into :class:`Signals`:
+
+- **terms**: content words, stemmed lightly and folded (``Zürich`` = ``zurich``), with
+  counts; the title counts double, because a headline is what the entry is about;
+- **strong terms**: the ones that carry across outlets and languages: names and
+  acronyms (capitalised mid-sentence, ``OpenAI``, ``EU``) and numbers;
+- **numbers** in one canonical form across languages and styles: "$97.4 billion",
+  "97,4 Milliarden Dollar" and "97.4bn" are all ``#9.74e10``; "3,5 Prozent" and
+  "3.5%" are ``#3.5%``;
+- **text keys**: digests of the headline and of the lede, equal for syndicated copies
+  of one article (wire copy, aggregators) whatever the feed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+
+from newsdesk.identity import plain_text
+
+LEDE_WORDS = 12
+"""A lede shorter than this is too generic to prove two entries are one article."""
+
+TITLE_KEY_WORDS = 5
+"""Headlines shorter than this ("Live updates") are not proof of one article either."""
+
+SUMMARY_WORDS = 80
+"""Words of the summary that count: the top of an article says what it is about."""
+
+_EN_STOP = frozenset(
+    """a about above after again against all also am an and any are as at be because
+    been before being below between both but by can could did do does doing down during
+    each few for from further had has have having he her here hers herself him himself
+    his how i if in into is it its itself just me more most my myself no nor not now of
+    off on once only or other our ours out over own same she should so some such than
+    that the their theirs them then there these they this those through to too under
+    until up very was we were what when where which while who whom why will with would
+    you your yours yourself says said say new news report reports reported update
+    updates live video watch photos via after amid over will may might could first one
+    two three last year years week day today tomorrow yesterday get gets got make makes
+    back still time like just according people many much told tells breaking exclusive
+    s t don didn doesn isn wasn aren won can't shouldn mr mrs ms""".split()
+)
+_DE_STOP = frozenset(
+    """aber alle allem allen aller alles als also am an ander andere anderem anderen
+    anderer anderes auch auf aus bei bin bis bist da damit dann das dass dein deine dem
+    den der des dessen dich die dies diese diesem diesen dieser dieses dir doch dort du
+    durch ein eine einem einen einer eines einig einige er es etwas euer eure für gegen
+    gewesen hab habe haben hat hatte hatten hier hin hinter ich ihm ihn ihnen ihr ihre im
+    in indem ins ist jede jedem jeden jeder jedes jene jetzt kann kein keine können könnte
+    machen man manche mein meine mit muss musste nach nicht nichts noch nun nur ob oder
+    ohne sehr sein seine seit sich sie sind so solche soll sollte sondern sonst über um
+    und uns unser unter viel vom von vor während war waren warum was weil welche wenn
+    werde werden wie wieder will wir wird wirklich wo wollen wollte würde würden zu zum
+    zur zwar zwischen sagt sagte neue neuen neuer neues heute gestern morgen jahr jahren
+    prozent mehr weitere ersten erste laut soll sollen wurde wurden worden bereits schon
+    immer rund etwa derzeit""".split()
+)
+_CURRENCIES = frozenset("dollar dollars usd euro euros eur pound pounds yen".split())
+
+# Words shared by German and English news text carry no news: fold them out too.
+_LANG_HINTS = {
+    "en": frozenset("the and of to in is for on that with was are by from has have".split()),
+    "de": frozenset("der die das und ist nicht mit von den dem des ein eine sich auf für".split()),
+}
+
+_SCALES = {
+    "en": {
+        "thousand": 1e3,
+        "k": 1e3,
+        "million": 1e6,
+        "millions": 1e6,
+        "mn": 1e6,
+        "m": 1e6,
+        "mln": 1e6,
+        "billion": 1e9,
+        "billions": 1e9,
+        "bn": 1e9,
+        "b": 1e9,
+        "trillion": 1e12,
+        "tn": 1e12,
+    },
+    "de": {
+        "tausend": 1e3,
+        "mio": 1e6,
+        "million": 1e6,
+        "millionen": 1e6,
+        "mrd": 1e9,
+        "milliarde": 1e9,
+        "milliarden": 1e9,
+        # A German "Billion" is an English trillion.
+        "billion": 1e12,
+        "billionen": 1e12,
+        "bio": 1e12,
+    },
+}
+_SCALE_WORDS = sorted({w for table in _SCALES.values() for w in table}, key=len, reverse=True)
+_NUMBER_RE = re.compile(
+    r"(?<![\w.,])(?P<cur>[$€£¥])?\s?"
+    r"(?P<num>\d{1,3}(?:[.,\u00a0\u202f]\d{3})+(?:[.,]\d+)?|\d+(?:[.,]\d+)?)"
+    r"(?:\s?(?P<scale>" + "|".join(_SCALE_WORDS) + r")\.?(?![\w]))?"
+    r"(?:\s?(?P<unit>%|prozent\b|percent\b|per\s?cent\b))?",
+    re.IGNORECASE,
+)
+_WORD_RE = re.compile(r"[^\W\d_]+(?:-\d+)?|\d+-?[^\W\d_]+", re.UNICODE)
+_SENTENCE_END = frozenset(".!?:;\"'«»„“”")
+# " - Reuters", " | heise online", " — The Verge": the outlet's name, not the news.
+_TITLE_SUFFIX_RE = re.compile(r"\s+(?:[-|–—:]|::)\s+([^-|–—:]{1,60})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """An entry as the clustering sees it."""
+
+    lang: str
+    """``de``, ``en`` or ``""`` when neither is clear."""
+    terms: dict[str, int]
+    """Term -> count. Numbers appear as ``#…`` terms."""
+    strong: frozenset[str]
+    """The terms that are names, acronyms or numbers."""
+    keys: tuple[str, ...]
+    """Digests of the headline and lede: equal keys mean the same article."""
+
+
+def signals_of(title: str, summary: str = "", lang: str | None = None) -> Signals:
+    """The signals of one entry; ``lang`` is the feed's or entry's language, if known."""
+    headline = strip_outlet_suffix(plain_text(title))
+    body = " ".join(plain_text(summary).split()[:SUMMARY_WORDS])
+    language = _language(lang, headline + " " + body)
+    terms: Counter[str] = Counter()
+    strong: set[str] = set()
+    for text, weight, trust_case in (
+        (headline, 2, not _is_title_case(headline)),
+        (body, 1, True),
+    ):
+        numbers, rest = _numbers(text, language)
+        for number in numbers:
+            terms[number] += weight
+            strong.add(number)
+        for word, is_name in _words(rest, trust_case, language):
+            terms[word] += weight
+            if is_name:
+                strong.add(word)
+    return Signals(
+        lang=language,
+        terms=dict(terms),
+        strong=frozenset(strong & terms.keys()),
+        keys=_text_keys(headline, body),
+    )
+
+
+def strip_outlet_suffix(title: str) -> str:
+    """``title`` without a trailing outlet name ("… - Reuters", "… | heise online")."""
+    match = _TITLE_SUFFIX_RE.search(title)
+    if match and len(match.group(1).split()) <= 4 and len(title[: match.start()].split()) >= 3:
+        return title[: match.start()]
+    return title
+
+
+def canonical_number(text: str, lang: str = "en") -> str | None:
+    """The canonical form of one number phrase ("97,4 Milliarden" -> ``#9.74e10``)."""
+    numbers, _ = _numbers(text, lang)
+    return numbers[0] if numbers else None
+
+
+def fold(word: str) -> str:
+    """Lower-case, without diacritics (``Zürich`` -> ``zurich``, ``ß`` -> ``ss``)."""
+    word = word.casefold()
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+STOPWORDS = frozenset(fold(w) for w in _EN_STOP | _DE_STOP | _CURRENCIES)
+"""Words that say nothing about which event an entry reports, folded."""
+
+
+def stem(word: str, lang: str) -> str:
+    """A light stem: enough that "Musk's", "Musks" and "Musk" meet, never aggressive."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if lang == "de":
+        for suffix in ("ern", "en", "er", "es", "em", "e", "n", "s"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+                return word[: -len(suffix)]
+        return word
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _language(declared: str | None, text: str) -> str:
+    if declared:
+        code = declared.strip().lower()[:2]
+        if code in ("de", "en"):
+            return code
+    words = [w.casefold() for w in text.split()[:200]]
+    scores = {lang: sum(w in hints for w in words) for lang, hints in _LANG_HINTS.items()}
+    best = max(scores, key=lambda lang: scores[lang])
+    others = [score for lang, score in scores.items() if lang != best]
+    if scores[best] == 0 or scores[best] == max(others):
+        return ""
+    return best
+
+
+def _is_title_case(text: str) -> bool:
+    """Headline Style Capitalises Every Word, so capitals there say nothing of names."""
+    words = [w for w in text.split() if w[:1].isalpha() and len(w) > 3]
+    if len(words) < 3:
+        return False
+    return sum(w[0].isupper() for w in words) / len(words) > 0.6
+
+
+def _numbers(text: str, lang: str) -> tuple[list[str], str]:
+    """The canonical numbers in ``text``, and the text with them cut out."""
+    found: list[str] = []
+
+    def take(match: re.Match[str]) -> str:
+        value = _parse_number(match.group("num"), lang)
+        scale_word = (match.group("scale") or "").lower()
+        unit = match.group("unit")
+        if value is None:
+            return " "
+        if scale_word:
+            table = _SCALES.get(lang) or _SCALES["en"]
+            value *= table.get(scale_word, _SCALES["en"].get(scale_word, 1.0))
+        if unit:
+            found.append(f"#{value:.3g}%")
+        elif scale_word or match.group("cur") or value >= 100:
+            found.append(f"#{value:.3g}".replace("e+", "e"))
+        return " "
+
+    return found, _NUMBER_RE.sub(take, text)
+
+
+def _parse_number(raw: str, lang: str) -> float | None:
+    digits = raw.replace("\u00a0", "").replace("\u202f", "")
+    dots, commas = digits.count("."), digits.count(",")
+    if dots and commas:
+        decimal = "." if digits.rfind(".") > digits.rfind(",") else ","
+    elif dots + commas == 1:
+        sep = "." if dots else ","
+        after = digits.split(sep)[1]
+        # "1,000" is a thousand in English and "1.000" in German; "97,4" is 97.4.
+        thousands_sep = "." if lang == "de" else ","
+        decimal = "" if len(after) == 3 and sep == thousands_sep else sep
+    else:
+        decimal = ""  # several of one separator: thousands groups
+    if decimal:
+        whole, _, fraction = digits.rpartition(decimal)
+        digits = whole.replace(".", "").replace(",", "") + "." + fraction
+    else:
+        digits = digits.replace(".", "").replace(",", "")
+    try:
+        return float(digits)
+    except ValueError:
+        return None
+
+
+def _words(text: str, trust_case: bool, lang: str) -> list[tuple[str, bool]]:
+    """Content words of ``text`` as (stemmed term, looks like a name)."""
+    out: list[tuple[str, bool]] = []
+    sentence_start = True
+    for match in _WORD_RE.finditer(text):
+        word = match.group()
+        start = match.start()
+        if start > 0:
+            before = text[:start].rstrip()
+            sentence_start = not before or before[-1] in _SENTENCE_END
+        lowered = fold(word)
+        if len(lowered) < 2 or lowered in STOPWORDS:
+            continue
+        acronym = len(word) >= 2 and word.isupper()
+        has_digit = any(c.isdigit() for c in word)
+        capitalised = word[0].isupper() and not sentence_start
+        is_name = acronym or has_digit or (trust_case and capitalised)
+        # Names take the English stem in both languages: "Musks" and "Musk's" meet.
+        out.append((stem(lowered, "en" if is_name else lang), is_name))
+    return out
+
+
+def _text_keys(headline: str, body: str) -> tuple[str, ...]:
+    keys = []
+    title_words = _key_words(headline)
+    if len(title_words) >= TITLE_KEY_WORDS:
+        keys.append("t:" + _digest(" ".join(title_words)))
+    lede = _key_words(_first_sentence(body))
+    if len(lede) >= LEDE_WORDS:
+        keys.append("l:" + _digest(" ".join(lede)))
+    return tuple(keys)
+
+
+def _key_words(text: str) -> list[str]:
+    return [fold(w) for w in re.findall(r"\w+", text)]
+
+
+def _first_sentence(text: str) -> str:
+    match = re.search(r"[.!?](?:\s|$)", text)
+    return text[: match.end()] if match else text
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()

@@ -1,0 +1,614 @@
+"""Stories: the clustering's index (centroids, term counts, same-article keys), its
+results (which entry is in which story, and why), and the curator's corrections."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+
+from newsdesk.cluster import Changes, StoryState
+from newsdesk.errors import UsageError
+from newsdesk.store.engine import write_lock
+from newsdesk.store.feeds import _insert
+from newsdesk.store.schema import (
+    entries,
+    entry_keys,
+    feeds,
+    stories,
+    story_apart,
+    story_entries,
+    story_terms,
+    term_counts,
+)
+
+CLUSTER_LOCK = 0x6E657773_0002
+"""PostgreSQL advisory lock taken by one clustering batch at a time."""
+
+_IN_CHUNK = 500
+"""Values per IN (...) list: well under SQLite's and PostgreSQL's parameter limits."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """An entry not in any story yet, with what the clustering reads of it."""
+
+    id: int
+    title: str
+    text: str
+    lang: str | None
+    canonical_url: str | None
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRow:
+    """One entry of a story with its feed, as listings and ``story show`` need it."""
+
+    story_id: int
+    entry_id: int
+    url: str | None
+    title: str
+    published: datetime
+    lang: str | None
+    signal: str
+    similarity: float
+    pinned: bool
+    feed_id: int
+    feed_url: str
+    feed_name: str
+    feed_site: str | None
+    feed_section: str | None
+    weight: float
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    id: int
+    title: str
+    first: datetime
+    last: datetime
+    size: int
+    merged_into: int | None
+
+
+def lock(conn: Connection) -> None:
+    """Take the clustering lock for the rest of the transaction."""
+    write_lock(conn)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(key)s)", {"key": CLUSTER_LOCK})
+
+
+class StoryStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def batch(self) -> Iterator[StoryBatch]:
+        """One clustering transaction, holding the clustering lock until it ends: two
+        processes cluster one after the other, never the same entry twice."""
+        with self.engine.connect() as conn, conn.begin():
+            lock(conn)
+            yield StoryBatch(conn)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, story_id: int) -> StoryRow:
+        """The story with this id, following merges; UsageError when there is none."""
+        with self.engine.connect() as conn:
+            return _resolve(conn, story_id)
+
+    def active(self, low: datetime, high: datetime) -> list[StoryRow]:
+        """Stories with an entry published in [low, high]."""
+        query = select(stories).where(
+            stories.c.merged_into.is_(None),
+            stories.c.size > 0,
+            stories.c.last_published_at >= low,
+            stories.c.first_published_at <= high,
+        )
+        with self.engine.connect() as conn:
+            return [_story_row(r) for r in conn.execute(query)]
+
+    def members(self, story_ids: Sequence[int]) -> dict[int, list[MemberRow]]:
+        """The entries of each story with their feeds, oldest first."""
+        out: dict[int, list[MemberRow]] = defaultdict(list)
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(story_ids)):
+                query = (
+                    select(
+                        story_entries.c.story_id,
+                        story_entries.c.signal,
+                        story_entries.c.similarity,
+                        story_entries.c.pinned,
+                        entries.c.id.label("entry_id"),
+                        entries.c.url,
+                        entries.c.title,
+                        entries.c.published_at,
+                        func.coalesce(entries.c.lang, feeds.c.lang).label("lang"),
+                        feeds.c.id.label("feed_id"),
+                        feeds.c.url.label("feed_url"),
+                        func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url).label("feed_name"),
+                        feeds.c.site_url,
+                        feeds.c.section,
+                        feeds.c.weight,
+                        feeds.c.priority,
+                    )
+                    .join(entries, entries.c.id == story_entries.c.entry_id)
+                    .join(feeds, feeds.c.id == entries.c.feed_id)
+                    .where(story_entries.c.story_id.in_(chunk))
+                    .order_by(entries.c.published_at, entries.c.id)
+                )
+                for r in conn.execute(query):
+                    out[r.story_id].append(
+                        MemberRow(
+                            story_id=r.story_id,
+                            entry_id=r.entry_id,
+                            url=r.url,
+                            title=r.title,
+                            published=r.published_at,
+                            lang=r.lang,
+                            signal=r.signal,
+                            similarity=r.similarity,
+                            pinned=r.pinned,
+                            feed_id=r.feed_id,
+                            feed_url=r.feed_url,
+                            feed_name=r.feed_name,
+                            feed_site=r.site_url,
+                            feed_section=r.section,
+                            weight=r.weight,
+                            priority=r.priority,
+                        )
+                    )
+        return dict(out)
+
+    # -- the curator's corrections -----------------------------------------------------
+
+    def merge(self, survivor_id: int, absorbed_id: int, now: datetime) -> StoryRow:
+        """Fold one story into another for good; returns the survivor."""
+        with self.engine.begin() as conn:
+            lock(conn)
+            survivor, absorbed = _resolve(conn, survivor_id), _resolve(conn, absorbed_id)
+            if survivor.id == absorbed.id:
+                raise UsageError(f"stories {survivor_id} and {absorbed_id} are one story already")
+            conn.execute(
+                update(story_entries)
+                .where(story_entries.c.story_id == absorbed.id)
+                .values(signal="curator", pinned=True)
+            )
+            conn.execute(
+                delete(story_apart).where(
+                    or_(
+                        and_(
+                            story_apart.c.story_id == survivor.id,
+                            story_apart.c.other_id == absorbed.id,
+                        ),
+                        and_(
+                            story_apart.c.story_id == absorbed.id,
+                            story_apart.c.other_id == survivor.id,
+                        ),
+                    )
+                )
+            )
+            merge_stories(conn, survivor.id, absorbed.id, now)
+            return _resolve(conn, survivor.id)
+
+    def split(self, story_id: int, url: str, now: datetime, title: str) -> tuple[StoryRow, int]:
+        """Move the entry with ``url`` out of a story into a story of its own.
+
+        The two stories are kept apart from then on, and the entry stays where the
+        curator put it. Returns the new story and the moved entry's id.
+        """
+        with self.engine.begin() as conn:
+            lock(conn)
+            story = _resolve(conn, story_id)
+            members = conn.execute(
+                select(entries.c.id, entries.c.url, entries.c.canonical_url, entries.c.published_at)
+                .join(story_entries, story_entries.c.entry_id == entries.c.id)
+                .where(story_entries.c.story_id == story.id)
+            ).all()
+            match = [m for m in members if url in (m.url, m.canonical_url)]
+            if not match:
+                raise UsageError(f"story {story.id} has no entry with URL {url}")
+            if len(members) == 1:
+                raise UsageError(f"story {story.id} has only that entry; nothing to split")
+            entry = match[0]
+            new_id = conn.execute(
+                stories.insert().returning(stories.c.id),
+                {
+                    "title": title,
+                    "first_published_at": entry.published_at,
+                    "last_published_at": entry.published_at,
+                    "created_at": now,
+                    "updated_at": now,
+                    "size": 0,
+                    "norm2": 0.0,
+                    "langs": "",
+                },
+            ).scalar_one()
+            conn.execute(
+                update(story_entries)
+                .where(story_entries.c.entry_id == entry.id)
+                .values(story_id=new_id, signal="curator", similarity=1.0, pinned=True)
+            )
+            conn.execute(story_apart.insert(), {"story_id": story.id, "other_id": new_id})
+            # Both centroids are rebuilt by the next clustering pass (see rebuild).
+            conn.execute(delete(story_terms).where(story_terms.c.story_id.in_([story.id, new_id])))
+            for sid in (story.id, new_id):
+                _refresh_story(conn, sid, now)
+            return _resolve(conn, new_id), entry.id
+
+
+class StoryBatch:
+    """What one clustering transaction reads and writes (see ``StoryStore.batch``)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def version(self) -> tuple[int, Any]:
+        """Changes when anyone clusters or corrects: a cache older than this is stale."""
+        count = self.conn.execute(select(func.count()).select_from(story_entries)).scalar_one()
+        latest = self.conn.execute(select(func.max(stories.c.updated_at))).scalar_one()
+        return int(count), latest
+
+    def pending(self, limit: int) -> list[PendingEntry]:
+        """Entries in no story yet, oldest published first."""
+        query = (
+            select(
+                entries.c.id,
+                entries.c.title,
+                entries.c.summary,
+                entries.c.content,
+                func.coalesce(entries.c.lang, feeds.c.lang).label("lang"),
+                entries.c.canonical_url,
+                entries.c.published_at,
+            )
+            .join(feeds, feeds.c.id == entries.c.feed_id)
+            .outerjoin(story_entries, story_entries.c.entry_id == entries.c.id)
+            .where(story_entries.c.entry_id.is_(None))
+            .order_by(entries.c.published_at, entries.c.id)
+            .limit(limit)
+        )
+        return [
+            PendingEntry(
+                id=row.id,
+                title=row.title,
+                text=row.summary or row.content,
+                lang=row.lang,
+                canonical_url=row.canonical_url,
+                published=row.published_at,
+            )
+            for row in self.conn.execute(query)
+        ]
+
+    def pending_count(self) -> int:
+        query = (
+            select(func.count())
+            .select_from(entries)
+            .outerjoin(story_entries, story_entries.c.entry_id == entries.c.id)
+            .where(story_entries.c.entry_id.is_(None))
+        )
+        return int(self.conn.execute(query).scalar_one())
+
+    def postings(self, terms: Iterable[str], low: datetime) -> list[tuple[str, int, float]]:
+        """(term, story, weight) for stories holding any of ``terms`` whose last entry
+        is not older than ``low``."""
+        out: list[tuple[str, int, float]] = []
+        for chunk in _chunks(sorted(terms)):
+            query = (
+                select(story_terms.c.term, story_terms.c.story_id, story_terms.c.weight)
+                .join(stories, stories.c.id == story_terms.c.story_id)
+                .where(
+                    story_terms.c.term.in_(chunk),
+                    stories.c.last_published_at >= low,
+                )
+            )
+            out.extend((r.term, r.story_id, r.weight) for r in self.conn.execute(query))
+        return out
+
+    def term_counts(self, terms: Iterable[str]) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        for chunk in _chunks(sorted(terms)):
+            query = select(term_counts.c.term, term_counts.c.entries).where(
+                term_counts.c.term.in_(chunk)
+            )
+            out.extend((r.term, r.entries) for r in self.conn.execute(query))
+        return out
+
+    def key_stories(self, keys: Iterable[str]) -> list[tuple[str, int]]:
+        """(key, story) for clustered entries holding any of ``keys``."""
+        out: list[tuple[str, int]] = []
+        for chunk in _chunks(sorted(keys)):
+            query = (
+                select(entry_keys.c.key, story_entries.c.story_id)
+                .join(story_entries, story_entries.c.entry_id == entry_keys.c.entry_id)
+                .where(entry_keys.c.key.in_(chunk))
+            )
+            out.extend((r.key, r.story_id) for r in self.conn.execute(query))
+        return out
+
+    def states(self, story_ids: Iterable[int]) -> list[StoryState]:
+        out: list[StoryState] = []
+        for chunk in _chunks(sorted(story_ids)):
+            query = select(stories).where(stories.c.id.in_(chunk), stories.c.merged_into.is_(None))
+            out.extend(
+                StoryState(
+                    id=r.id,
+                    first=r.first_published_at,
+                    last=r.last_published_at,
+                    norm2=r.norm2,
+                    size=r.size,
+                    langs={lang for lang in r.langs.split(",") if lang},
+                )
+                for r in self.conn.execute(query)
+            )
+        return out
+
+    def apart(self, story_ids: Iterable[int]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for chunk in _chunks(sorted(story_ids)):
+            query = select(story_apart).where(
+                or_(story_apart.c.story_id.in_(chunk), story_apart.c.other_id.in_(chunk))
+            )
+            out.extend((r.story_id, r.other_id) for r in self.conn.execute(query))
+        return out
+
+    def write(self, changes: Changes, titles: dict[int, str], now: datetime) -> dict[int, int]:
+        """Persist one batch; returns the stored ids of the stories it opened."""
+        ids: dict[int, int] = {}
+        if changes.new_stories:
+            rows = self.conn.execute(
+                stories.insert().returning(stories.c.id, sort_by_parameter_order=True),
+                [
+                    _story_values(s, now) | {"title": titles[s.id], "created_at": now}
+                    for s in changes.new_stories
+                ],
+            ).all()
+            ids = {s.id: row.id for s, row in zip(changes.new_stories, rows, strict=True)}
+        if changes.stories:
+            self.conn.execute(
+                update(stories)
+                .where(stories.c.id == bindparam("sid"))
+                .values(
+                    first_published_at=bindparam("first"),
+                    last_published_at=bindparam("last"),
+                    norm2=bindparam("n2"),
+                    size=bindparam("sz"),
+                    langs=bindparam("lg"),
+                    updated_at=now,
+                ),
+                [
+                    {
+                        "sid": s.id,
+                        "first": s.first,
+                        "last": s.last,
+                        "n2": s.norm2,
+                        "sz": s.size,
+                        "lg": ",".join(sorted(s.langs)),
+                    }
+                    for s in changes.stories
+                ],
+            )
+        insert = _insert(self.conn)
+        if changes.weights:
+            stmt = insert(story_terms)
+            self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[story_terms.c.story_id, story_terms.c.term],
+                    set_={"weight": stmt.excluded.weight},
+                ),
+                [
+                    {"story_id": ids.get(s, s), "term": t, "weight": w}
+                    for s, t, w in changes.weights
+                ],
+            )
+        if changes.df:
+            stmt = insert(term_counts)
+            self.conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[term_counts.c.term], set_={"entries": stmt.excluded.entries}
+                ),
+                [{"term": t, "entries": n} for t, n in changes.df.items()],
+            )
+        if changes.assignments:
+            self.conn.execute(
+                story_entries.insert(),
+                [
+                    {
+                        "entry_id": a.entry_id,
+                        "story_id": ids.get(a.story_id, a.story_id),
+                        "signal": a.signal,
+                        "similarity": a.similarity,
+                        "pinned": False,
+                        "joined_at": now,
+                    }
+                    for a in changes.assignments
+                ],
+            )
+        if changes.keys:
+            self.conn.execute(
+                insert(entry_keys).on_conflict_do_nothing(),
+                [{"key": k, "entry_id": e} for k, e in changes.keys],
+            )
+        for merge in changes.merges:
+            absorbed = ids.get(merge.absorbed, merge.absorbed)
+            # The survivor's weights written above hold these terms of both already.
+            for chunk in _chunks(sorted(merge.moved_terms)):
+                self.conn.execute(
+                    delete(story_terms).where(
+                        story_terms.c.story_id == absorbed, story_terms.c.term.in_(chunk)
+                    )
+                )
+            merge_stories(self.conn, ids.get(merge.survivor, merge.survivor), absorbed, now)
+        return ids
+
+    def unindexed(self) -> list[int]:
+        """Stories with members but no centroid (after a split): to rebuild."""
+        has_terms = select(story_terms.c.story_id).distinct().scalar_subquery()
+        query = select(stories.c.id).where(
+            stories.c.merged_into.is_(None), stories.c.size > 0, stories.c.id.not_in(has_terms)
+        )
+        return list(self.conn.execute(query).scalars())
+
+    def member_texts(self, story_id: int) -> list[PendingEntry]:
+        query = (
+            select(
+                entries.c.id,
+                entries.c.title,
+                entries.c.summary,
+                entries.c.content,
+                func.coalesce(entries.c.lang, feeds.c.lang).label("lang"),
+                entries.c.canonical_url,
+                entries.c.published_at,
+            )
+            .join(feeds, feeds.c.id == entries.c.feed_id)
+            .join(story_entries, story_entries.c.entry_id == entries.c.id)
+            .where(story_entries.c.story_id == story_id)
+            .order_by(entries.c.published_at, entries.c.id)
+        )
+        return [
+            PendingEntry(
+                r.id, r.title, r.summary or r.content, r.lang, r.canonical_url, r.published_at
+            )
+            for r in self.conn.execute(query)
+        ]
+
+    def set_centroid(
+        self, story_id: int, weights: dict[str, float], norm2: float, langs: set[str]
+    ) -> None:
+        self.conn.execute(delete(story_terms).where(story_terms.c.story_id == story_id))
+        if weights:
+            self.conn.execute(
+                story_terms.insert(),
+                [{"story_id": story_id, "term": t, "weight": w} for t, w in weights.items()],
+            )
+        self.conn.execute(
+            update(stories)
+            .where(stories.c.id == story_id)
+            .values(norm2=norm2, langs=",".join(sorted(langs)))
+        )
+
+
+def merge_stories(conn: Connection, survivor: int, absorbed: int, now: datetime) -> None:
+    """Fold ``absorbed`` into ``survivor``: members, centroid, curator splits, aliases."""
+    conn.execute(
+        update(story_entries).where(story_entries.c.story_id == absorbed).values(story_id=survivor)
+    )
+    insert = _insert(conn)
+    moved = insert(story_terms).from_select(
+        ["story_id", "term", "weight"],
+        select(literal(survivor), story_terms.c.term, story_terms.c.weight).where(
+            story_terms.c.story_id == absorbed
+        ),
+    )
+    conn.execute(
+        moved.on_conflict_do_update(
+            index_elements=[story_terms.c.story_id, story_terms.c.term],
+            set_={"weight": story_terms.c.weight + moved.excluded.weight},
+        )
+    )
+    conn.execute(delete(story_terms).where(story_terms.c.story_id == absorbed))
+    for column, other in (
+        (story_apart.c.story_id, story_apart.c.other_id),
+        (story_apart.c.other_id, story_apart.c.story_id),
+    ):
+        partners = list(conn.execute(select(other).where(column == absorbed)).scalars())
+        for partner in partners:
+            if partner != survivor:
+                conn.execute(
+                    insert(story_apart).on_conflict_do_nothing(),
+                    {"story_id": survivor, "other_id": partner},
+                )
+    conn.execute(
+        delete(story_apart).where(
+            or_(story_apart.c.story_id == absorbed, story_apart.c.other_id == absorbed)
+        )
+    )
+    conn.execute(
+        update(stories)
+        .where(or_(stories.c.id == absorbed, stories.c.merged_into == absorbed))
+        .values(merged_into=survivor, size=0, norm2=0.0, updated_at=now)
+    )
+    norm2 = conn.execute(
+        select(func.coalesce(func.sum(story_terms.c.weight * story_terms.c.weight), 0.0)).where(
+            story_terms.c.story_id == survivor
+        )
+    ).scalar_one()
+    langs: set[str] = set()
+    for row in conn.execute(select(stories.c.langs).where(stories.c.id.in_([survivor, absorbed]))):
+        langs.update(lang for lang in row.langs.split(",") if lang)
+    conn.execute(
+        update(stories)
+        .where(stories.c.id == survivor)
+        .values(norm2=norm2, langs=",".join(sorted(langs)))
+    )
+    _refresh_story(conn, survivor, now)
+
+
+def _refresh_story(conn: Connection, story_id: int, now: datetime) -> None:
+    """Size and time span of a story from its members."""
+    row = conn.execute(
+        select(func.count(), func.min(entries.c.published_at), func.max(entries.c.published_at))
+        .select_from(story_entries)
+        .join(entries, entries.c.id == story_entries.c.entry_id)
+        .where(story_entries.c.story_id == story_id)
+    ).one()
+    values: dict[str, Any] = {"size": row[0], "updated_at": now}
+    if row[0]:
+        values |= {"first_published_at": row[1], "last_published_at": row[2]}
+    conn.execute(update(stories).where(stories.c.id == story_id).values(**values))
+
+
+def _resolve(conn: Connection, story_id: int) -> StoryRow:
+    seen = set()
+    while True:
+        row = conn.execute(select(stories).where(stories.c.id == story_id)).first()
+        if row is None:
+            raise UsageError(f"no story {story_id} (see `newsdesk stories`)")
+        if row.merged_into is None or row.merged_into in seen:
+            return _story_row(row)
+        seen.add(story_id)
+        story_id = row.merged_into
+
+
+def _story_row(row: Any) -> StoryRow:
+    return StoryRow(
+        id=row.id,
+        title=row.title,
+        first=row.first_published_at,
+        last=row.last_published_at,
+        size=row.size,
+        merged_into=row.merged_into,
+    )
+
+
+def _story_values(story: StoryState, now: datetime) -> dict[str, Any]:
+    return {
+        "first_published_at": story.first,
+        "last_published_at": story.last,
+        "norm2": story.norm2,
+        "size": story.size,
+        "langs": ",".join(sorted(story.langs)),
+        "updated_at": now,
+    }
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
