@@ -68,7 +68,7 @@ def test_a_round_stores_new_entries_then_uses_conditional_get(
     config, store = setup(tmp_path, server, "/feed.xml")
     clock = Clock()
 
-    first = jobs.run_once(config, store, clock=clock)
+    first = jobs.run_once(config, store, clock=clock).refresh
     assert (first.ok, first.new_entries) == (1, 2)
 
     clock.advance(timedelta(days=2))
@@ -80,7 +80,7 @@ def test_a_round_stores_new_entries_then_uses_conditional_get(
             else Reply(body=rss(1, 2, 3))
         ),
     )
-    second = jobs.run_once(config, store, clock=clock)
+    second = jobs.run_once(config, store, clock=clock).refresh
     assert (second.not_modified, second.new_entries) == (1, 0)
     assert server.requests[-1].headers["if-none-match"] == '"v1"'
 
@@ -95,7 +95,7 @@ def test_only_due_feeds_are_fetched(tmp_path: Path, server: FeedServer) -> None:
     config, store = setup(tmp_path, server, "/feed.xml")
     clock = Clock()
     jobs.run_once(config, store, clock=clock)
-    again = jobs.run_once(config, store, clock=clock)
+    again = jobs.run_once(config, store, clock=clock).refresh
     assert again.feeds == 0
     assert len(server.requests_to("/feed.xml")) == 1
 
@@ -106,7 +106,7 @@ def test_an_unchanged_body_is_not_parsed_again(tmp_path: Path, server: FeedServe
     clock = Clock()
     jobs.run_once(config, store, clock=clock)
     clock.advance(timedelta(days=2))
-    second = jobs.run_once(config, store, clock=clock)
+    second = jobs.run_once(config, store, clock=clock).refresh
     assert (second.ok, second.not_modified) == (0, 1)
 
 
@@ -128,7 +128,7 @@ def test_failures_are_stored_with_a_reason_and_pause_the_feed(
     config, store = setup(tmp_path, server, "/ok.xml", "/broken.xml")
     clock = Clock()
     for _ in range(3):
-        summary = jobs.run_once(config, store, clock=clock)
+        summary = jobs.run_once(config, store, clock=clock).refresh
         clock.advance(timedelta(days=1))
     assert summary.failures == [(server.url("/broken.xml"), "HTTP 500 Internal Server Error")]
 
@@ -181,7 +181,7 @@ def test_one_slow_feed_does_not_hold_up_the_round(tmp_path: Path, server: FeedSe
     server.route("/ok.xml", Reply(body=rss(1)))
     server.route("/drip.xml", Reply(body=itertools.repeat(b" "), chunk_delay=0.2))
     config, store = setup(tmp_path, server, "/ok.xml", "/drip.xml")
-    summary = jobs.run_once(config, store, clock=Clock())
+    summary = jobs.run_once(config, store, clock=Clock()).refresh
     assert (summary.ok, summary.failed) == (1, 1)
     assert "longer than 3 s" in summary.failures[0][1]
 
@@ -191,7 +191,7 @@ def test_private_addresses_are_refused_by_default(tmp_path: Path, server: FeedSe
     path = write_config(tmp_path, f'[[feed]]\nurl = "{server.url("/feed.xml")}"\n')
     config = load_config(path, {})
     store = jobs.open_app_store(config)
-    summary = jobs.run_once(config, store, clock=Clock())
+    summary = jobs.run_once(config, store, clock=Clock()).refresh
     assert summary.failed == 1
     assert "private" in summary.failures[0][1] or "loopback" in summary.failures[0][1]
     assert server.requests == []
@@ -219,7 +219,7 @@ def test_documents_that_are_not_feeds_fail_with_a_reason(
 ) -> None:
     server.route("/feed.xml", reply)
     config, store = setup(tmp_path, server, "/feed.xml")
-    summary = jobs.run_once(config, store, clock=Clock())
+    summary = jobs.run_once(config, store, clock=Clock()).refresh
     assert summary.failed == 1
     feed = store.feeds.get(server.url("/feed.xml"))
     assert feed.last_error is not None and feed.last_error.startswith(reason), feed.last_error
@@ -231,7 +231,7 @@ def test_a_wrongly_declared_charset_is_read_anyway(tmp_path: Path, server: FeedS
         Reply(body=LATIN1_AS_UTF8, headers={"Content-Type": "application/rss+xml; charset=utf-8"}),
     )
     config, store = setup(tmp_path, server, "/feed.xml")
-    summary = jobs.run_once(config, store, clock=Clock())
+    summary = jobs.run_once(config, store, clock=Clock()).refresh
     assert (summary.ok, summary.new_entries) == (1, 1)
     feed = store.feeds.get(server.url("/feed.xml"))
     [row] = store.entries.for_feed(feed.id)
@@ -261,7 +261,7 @@ def test_a_bug_on_one_feed_is_recorded_and_the_round_goes_on(
     server.route("/ok.xml", Reply(body=rss(1)))
     server.route("/bad.xml", Reply(body=rss(2)))
     config, store = setup(tmp_path, server, "/ok.xml", "/bad.xml")
-    summary = jobs.run_once(config, store, clock=Clock())
+    summary = jobs.run_once(config, store, clock=Clock()).refresh
     assert (summary.ok, summary.failed, summary.new_entries) == (1, 1, 1)
     assert summary.failures == [(server.url("/bad.xml"), "internal error: KeyError: 'surprise'")]
     assert "internal error on feed" in caplog.text
@@ -273,7 +273,7 @@ def test_a_permanent_redirect_to_a_page_that_is_no_feed_is_not_followed(
     server.redirect("/feed.xml", "/home", status=301)
     server.route("/home", Reply(body=HTML_PAGE, headers={"Content-Type": "text/html"}))
     config, store = setup(tmp_path, server, "/feed.xml")
-    summary = jobs.run_once(config, store, clock=Clock())
+    summary = jobs.run_once(config, store, clock=Clock()).refresh
     assert summary.failed == 1
     feed = store.feeds.get(server.url("/feed.xml"))
     assert feed.url == server.url("/feed.xml")
@@ -298,5 +298,5 @@ def test_an_absurd_retry_after_is_survived(tmp_path: Path, server: FeedServer) -
     server.route("/busy.xml", Reply(status=429, headers={"Retry-After": "9" * 20}))
     server.route("/ok.xml", Reply(body=rss(1)))
     config, store = setup(tmp_path, server, "/busy.xml", "/ok.xml")
-    summary = jobs.run_once(config, store, clock=Clock())
+    summary = jobs.run_once(config, store, clock=Clock()).refresh
     assert (summary.ok, summary.failed) == (1, 1)

@@ -12,14 +12,17 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
 from newsdesk import __version__, jobs
 from newsdesk.config import Config, config_path, load_config
+from newsdesk.config_values import read_duration
 from newsdesk.errors import ConfigError, NewsdeskError, UsageError
 from newsdesk.identity import redact_url
 from newsdesk.logs import setup_logging
@@ -317,6 +320,127 @@ def _print_feed_table(listed: list[Feed]) -> None:
 
 
 # -- status, daemon, database -----------------------------------------------------------
+
+
+# -- stories ----------------------------------------------------------------------------
+
+DEFAULT_SINCE = "7d"
+
+
+@cli.command()
+@click.option(
+    "--since",
+    default=DEFAULT_SINCE,
+    show_default=True,
+    metavar="D",
+    help="Stories with an entry since: a duration back from now (36h, 7d) or an ISO date.",
+)
+@click.option("--until", default=None, metavar="D", help="...and until (default: now).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in the README).")
+@pass_ctx
+def stories(ctx: Context, since: str, until: str | None, limit: int, as_json: bool) -> None:
+    """Candidate stories, best first: many outlets and recent news rank high."""
+    with _user_errors():
+        now = jobs.utcnow()
+        tz = ctx.config.newsletter.timezone
+        low = parse_when(since, now=now, timezone=tz, option="--since")
+        high = parse_when(until, now=now, timezone=tz, option="--until") if until else now
+        ranked = jobs.list_stories(
+            ctx.config, ctx.store, now=now, since=low, until=high, limit=limit
+        )
+        if as_json:
+            click.echo(json.dumps([jobs.story_json(r) for r in ranked], indent=2))
+            return
+        if not ranked:
+            click.echo(f"no stories between {jobs.iso(low)} and {jobs.iso(high)}")
+            return
+        click.echo(f"{'ID':>6}  {'SCORE':>6}  {'OUTLETS':>7}  {'LAST ENTRY':<16}  TITLE")
+        for r in ranked:
+            click.echo(
+                f"{r.id:>6}  {r.score:>6.2f}  {len(r.read_on):>7}  "
+                f"{r.last.strftime('%Y-%m-%d %H:%M'):<16}  {_clip(r.title, 80)}"
+            )
+
+
+@cli.group()
+def story() -> None:
+    """Inspect one story, or correct the clustering (merge, split)."""
+
+
+@story.command("show")
+@click.argument("story_id", type=int, metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, every member included.")
+@pass_ctx
+def story_show(ctx: Context, story_id: int, as_json: bool) -> None:
+    """Every entry of a story, its outlet, and why it joined (which signal)."""
+    with _user_errors():
+        r = jobs.show_story(ctx.config, ctx.store, story_id, now=jobs.utcnow())
+        if as_json:
+            click.echo(json.dumps(jobs.story_json(r, every_member=True), indent=2))
+            return
+        if r.id != story_id:
+            click.echo(f"story {story_id} was merged into story {r.id}")
+        click.echo(f"story {r.id}: {r.title}")
+        click.echo(
+            f"score {r.score:.2f}, {len(r.read_on)} outlets, {len(r.members)} entries, "
+            f"{r.first.strftime('%Y-%m-%d %H:%M')} .. {r.last.strftime('%Y-%m-%d %H:%M')} UTC"
+        )
+        for m in r.members:
+            why = m.signal if m.signal in ("first", "curator") else f"{m.signal} {m.similarity:.2f}"
+            click.echo(
+                f"  {m.published.strftime('%Y-%m-%d %H:%M')}  {_clip(m.feed_name, 24):<24}  "
+                f"{why:<16}  {_clip(m.title, 70)}"
+            )
+            if m.url:
+                click.echo(f"{'':>20}{m.url}")
+
+
+@story.command("merge")
+@click.argument("story_ids", type=int, nargs=-1, required=True, metavar="ID ID...")
+@pass_ctx
+def story_merge(ctx: Context, story_ids: tuple[int, ...]) -> None:
+    """Fold the other stories into the first, for good."""
+    with _user_errors():
+        survivor = jobs.merge_stories(ctx.store, story_ids, now=jobs.utcnow())
+        click.echo(f"merged into story {survivor}")
+
+
+@story.command("split")
+@click.argument("story_id", type=int, metavar="ID")
+@click.argument("url")
+@pass_ctx
+def story_split(ctx: Context, story_id: int, url: str) -> None:
+    """Move the entry with URL out of the story; the two stay apart from then on."""
+    with _user_errors():
+        new_id = jobs.split_story(ctx.store, story_id, url, now=jobs.utcnow())
+        click.echo(f"moved {url} to new story {new_id}")
+
+
+def parse_when(value: str, *, now: datetime, timezone: str, option: str) -> datetime:
+    """A duration back from ``now`` ("36h", "7d") or an ISO date or date-time.
+
+    A date without a time is midnight, and a time without a zone is local, both in the
+    newsletter's time zone.
+    """
+    try:
+        return now - read_duration(timedelta(0))(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"{option}: expected a duration (36h, 7d) or an ISO date (2026-11-20), got {value!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(timezone))
+    return when.astimezone(UTC)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @cli.command()

@@ -9,14 +9,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from newsdesk.clustering import ClusterSummary, cluster_pending
 from newsdesk.config import Config
 from newsdesk.errors import UsageError
+from newsdesk.identity import canonical_url, redact_url
 from newsdesk.models import Feed
+from newsdesk.ranking import Member, RankedStory, rank
 from newsdesk.refresh import RefreshContext, RefreshSummary, refresh_feeds
 from newsdesk.store import Store, open_store
+from newsdesk.store.stories import MemberRow
 
 log = logging.getLogger("newsdesk.jobs")
 
@@ -60,12 +65,122 @@ def fetch_feeds(
     return asyncio.run(refresh_feeds(ctx, feeds, on_feed_done=on_feed_done))
 
 
+@dataclass(frozen=True)
+class RoundSummary:
+    refresh: RefreshSummary
+    cluster: ClusterSummary
+
+    def line(self) -> str:
+        return f"{self.refresh.line()}; {self.cluster.line()}"
+
+
 def run_once(
     config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow
-) -> RefreshSummary:
+) -> RoundSummary:
     """One round of every due job, for ``newsdesk run --once`` and cron users."""
     feeds = select_feeds(store, now=clock())
-    return fetch_feeds(config, store, feeds, clock=clock)
+    refresh = fetch_feeds(config, store, feeds, clock=clock)
+    return RoundSummary(refresh, cluster_stories(config, store, now=clock()))
+
+
+def cluster_stories(config: Config, store: Store, *, now: datetime) -> ClusterSummary:
+    """Put every entry not in a story yet into one (step 7 of the flow)."""
+    return cluster_pending(store, config.cluster.params, now=now)
+
+
+def list_stories(
+    config: Config,
+    store: Store,
+    *,
+    now: datetime,
+    since: datetime,
+    until: datetime,
+    limit: int | None = None,
+) -> list[RankedStory]:
+    """Candidate stories with an entry published in [since, until], best first."""
+    if since > until:
+        raise UsageError(f"--since ({iso(since)}) is after --until ({iso(until)})")
+    cluster_stories(config, store, now=now)
+    active = store.stories.active(since, until)
+    members = store.stories.members([s.id for s in active])
+    ranked = rank(
+        ((s.id, [_member(m) for m in members.get(s.id, [])]) for s in active),
+        now,
+        config.cluster.half_life,
+    )
+    return ranked[:limit] if limit is not None else ranked
+
+
+def show_story(config: Config, store: Store, story_id: int, *, now: datetime) -> RankedStory:
+    """One story with every member (and why it joined); merged ids lead to the survivor."""
+    cluster_stories(config, store, now=now)
+    row = store.stories.get(story_id)
+    members = store.stories.members([row.id]).get(row.id, [])
+    if not members:
+        raise UsageError(f"story {row.id} has no entries left")
+    (ranked,) = rank([(row.id, [_member(m) for m in members])], now, config.cluster.half_life)
+    return ranked
+
+
+def merge_stories(store: Store, ids: Sequence[int], *, now: datetime) -> int:
+    """Fold the stories ``ids[1:]`` into ``ids[0]`` for good; returns the survivor's id."""
+    if len(ids) < 2:
+        raise UsageError("name at least two stories to merge")
+    survivor = ids[0]
+    for other in ids[1:]:
+        survivor = store.stories.merge(survivor, other, now).id
+    return survivor
+
+
+def split_story(store: Store, story_id: int, url: str, *, now: datetime) -> int:
+    """Move the entry with ``url`` into a story of its own, kept apart from then on."""
+    new_story, _entry = store.stories.split(story_id, url, now, canonical=canonical_url(url))
+    return new_story.id
+
+
+def story_json(story: RankedStory, *, every_member: bool = False) -> dict[str, Any]:
+    """A story as ``stories --json`` prints it (schema in DESIGN.md and the README)."""
+    shown = story.members if every_member else story.read_on
+    return {
+        "id": story.id,
+        "title": story.title,
+        "score": story.score,
+        "first_seen": iso(story.first),
+        "last_seen": iso(story.last),
+        "section": story.section,
+        "outlets": len(story.read_on),
+        "size": len(story.members),
+        "entries": [
+            {
+                "url": m.url,
+                "title": m.title,
+                "feed": m.feed_name,
+                "feed_url": redact_url(m.feed_url),
+                "published": iso(m.published),
+                "lang": m.lang,
+                **({"signal": m.signal, "similarity": m.similarity} if every_member else {}),
+            }
+            for m in shown
+        ],
+    }
+
+
+def _member(row: MemberRow) -> Member:
+    return Member(
+        entry_id=row.entry_id,
+        url=row.url,
+        title=row.title,
+        published=row.published,
+        lang=row.lang,
+        feed_name=row.feed_name,
+        feed_url=row.feed_url,
+        site_url=row.feed_site,
+        section=row.feed_section,
+        weight=row.weight,
+        priority=row.priority,
+        signal=row.signal,
+        similarity=row.similarity,
+    )
 
 
 def revive_feeds(store: Store, urls: Sequence[str], *, now: datetime) -> list[Feed]:

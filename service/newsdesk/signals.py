@@ -130,8 +130,8 @@ class Signals:
 
 def signals_of(title: str, summary: str = "", lang: str | None = None) -> Signals:
     """The signals of one entry; ``lang`` is the feed's or entry's language, if known."""
-    headline = strip_outlet_suffix(plain_text(title))
-    body = " ".join(plain_text(summary).split()[:SUMMARY_WORDS])
+    headline = strip_outlet_suffix(plain_text(repair_mojibake(title)))
+    body = " ".join(plain_text(repair_mojibake(summary)).split()[:SUMMARY_WORDS])
     language = _language(lang, headline + " " + body)
     terms: Counter[str] = Counter()
     strong: set[str] = set()
@@ -153,6 +153,22 @@ def signals_of(title: str, summary: str = "", lang: str | None = None) -> Signal
         strong=frozenset(strong & terms.keys()),
         keys=_text_keys(headline, body),
     )
+
+
+def repair_mojibake(text: str) -> str:
+    """Undo UTF-8 that was decoded as Latin-1/cp1252 once ("MÃ¼nchen" -> "München").
+
+    Scrapers and some feeds do this; left alone, "München" and "MÃ¼nchen" would be two
+    different words. Text that does not round-trip is returned unchanged.
+    """
+    if "Ã" not in text and "â€" not in text:
+        return text
+    for codec in ("cp1252", "latin-1"):
+        try:
+            return text.encode(codec).decode("utf-8")
+        except UnicodeError:
+            continue
+    return text
 
 
 def strip_outlet_suffix(title: str) -> str:
@@ -267,15 +283,24 @@ def _parse_number(raw: str, lang: str) -> float | None:
 
 
 def _words(text: str, trust_case: bool, lang: str) -> list[tuple[str, bool]]:
-    """Content words of ``text`` as (stemmed term, looks like a name)."""
+    """Content words of ``text`` as (stemmed term, looks like a name).
+
+    A capital at the start of a sentence says nothing; such a word still counts as a
+    name when the entry capitalises it elsewhere (the term is strong for the entry).
+    """
     out: list[tuple[str, bool]] = []
+    previous_end = 0
     sentence_start = True
     for match in _WORD_RE.finditer(text):
         word = match.group()
-        start = match.start()
-        if start > 0:
-            before = text[:start].rstrip()
-            sentence_start = not before or before[-1] in _SENTENCE_END
+        gap = text[previous_end : match.start()].strip()
+        if gap:
+            sentence_start = gap[-1] in _SENTENCE_END
+        elif previous_end == 0:
+            sentence_start = True
+        else:
+            sentence_start = False
+        previous_end = match.end()
         lowered = fold(word)
         if len(lowered) < 2 or lowered in STOPWORDS:
             continue
@@ -283,8 +308,7 @@ def _words(text: str, trust_case: bool, lang: str) -> list[tuple[str, bool]]:
         has_digit = any(c.isdigit() for c in word)
         capitalised = word[0].isupper() and not sentence_start
         is_name = acronym or has_digit or (trust_case and capitalised)
-        # Names take the English stem in both languages: "Musks" and "Musk's" meet.
-        out.append((stem(lowered, "en" if is_name else lang), is_name))
+        out.append((stem(lowered, lang), is_name))
     return out
 
 

@@ -209,8 +209,11 @@ class StoryStore:
             merge_stories(conn, survivor.id, absorbed.id, now)
             return _resolve(conn, survivor.id)
 
-    def split(self, story_id: int, url: str, now: datetime, title: str) -> tuple[StoryRow, int]:
-        """Move the entry with ``url`` out of a story into a story of its own.
+    def split(
+        self, story_id: int, url: str, now: datetime, *, canonical: str | None = None
+    ) -> tuple[StoryRow, int]:
+        """Move the entry with ``url`` (or that canonical URL) out of a story into a
+        story of its own.
 
         The two stories are kept apart from then on, and the entry stays where the
         curator put it. Returns the new story and the moved entry's id.
@@ -219,11 +222,18 @@ class StoryStore:
             lock(conn)
             story = _resolve(conn, story_id)
             members = conn.execute(
-                select(entries.c.id, entries.c.url, entries.c.canonical_url, entries.c.published_at)
+                select(
+                    entries.c.id,
+                    entries.c.url,
+                    entries.c.canonical_url,
+                    entries.c.title,
+                    entries.c.published_at,
+                )
                 .join(story_entries, story_entries.c.entry_id == entries.c.id)
                 .where(story_entries.c.story_id == story.id)
             ).all()
-            match = [m for m in members if url in (m.url, m.canonical_url)]
+            wanted = {url, canonical} - {None}
+            match = [m for m in members if wanted & {m.url, m.canonical_url}]
             if not match:
                 raise UsageError(f"story {story.id} has no entry with URL {url}")
             if len(members) == 1:
@@ -232,7 +242,7 @@ class StoryStore:
             new_id = conn.execute(
                 stories.insert().returning(stories.c.id),
                 {
-                    "title": title,
+                    "title": entry.title,
                     "first_published_at": entry.published_at,
                     "last_published_at": entry.published_at,
                     "created_at": now,

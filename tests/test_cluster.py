@@ -1,0 +1,281 @@
+"""Clustering decisions, in memory: the hard cases with small readable fixtures.
+
+The store-backed path (the same decisions, persisted in batches) is in test_stories.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from newsdesk.cluster import (
+    FIRST,
+    SAME_EVENT,
+    SAME_TEXT,
+    SAME_URL,
+    Assignment,
+    Clusterer,
+    ClusterParams,
+    Item,
+    cluster_all,
+)
+from newsdesk.clustering import url_key
+from newsdesk.signals import canonical_number, signals_of, strip_outlet_suffix
+
+T0 = datetime(2026, 11, 18, 16, 0, tzinfo=UTC)
+
+# A small background of unrelated news, so term statistics look like a real store's:
+# without it every word is as rare as every other.
+BACKGROUND = [
+    (
+        "Fed holds rates steady as inflation cools",
+        "The Federal Reserve left interest "
+        "rates unchanged on Wednesday and said inflation was easing.",
+    ),
+    ("Apple unveils new iPad lineup", "Apple announced new tablets with faster chips."),
+    ("Storm brings flooding to southern Spain", "Heavy rain caused floods in Valencia."),
+    ("Bundestag beschließt Haushalt für 2027", "Der Bundestag hat den Haushalt verabschiedet."),
+    (
+        "Lufthansa streicht Flüge wegen Streik",
+        "Die Gewerkschaft Verdi hat zum Streik aufgerufen, Lufthansa streicht Hunderte Flüge.",
+    ),
+    ("Champions League: Bayern wins in Paris", "Bayern Munich beat PSG two to one."),
+    ("Oil prices climb after OPEC meeting", "Brent crude rose after OPEC kept output cuts."),
+    ("Microsoft reports cloud growth", "Microsoft said Azure revenue grew strongly."),
+    ("Wahl in Sachsen: CDU knapp vorn", "Die CDU liegt nach der Landtagswahl knapp vorn."),
+    ("Google fined by EU regulators", "The European Commission fined Google over ads."),
+]
+
+
+def item(
+    n: int,
+    title: str,
+    summary: str = "",
+    *,
+    hours: float = 0,
+    lang: str | None = None,
+    url: str | None = None,
+) -> Item:
+    return Item(
+        entry_id=n,
+        published=T0 + timedelta(hours=hours),
+        signals=signals_of(title, summary, lang),
+        url_key=url_key(url),
+    )
+
+
+def background(start: int = 1000) -> list[Item]:
+    return [
+        item(start + i, title, text, hours=-200 - i)  # long before: outside every window
+        for i, (title, text) in enumerate(BACKGROUND)
+    ]
+
+
+def stories_of(assignments: list[Assignment]) -> dict[int, int]:
+    return {a.entry_id: a.story_id for a in assignments}
+
+
+def together(assignments: list[Assignment], *entry_ids: int) -> bool:
+    story = stories_of(assignments)
+    return len({story[e] for e in entry_ids}) == 1
+
+
+# -- signals ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("$97.4 billion", "en"),
+        ("97,4 Milliarden Dollar", "de"),
+        ("97.4bn", "en"),
+        ("USD 97.4 bn", "en"),
+        ("97,4 Mrd. Dollar", "de"),
+    ],
+)
+def test_one_amount_in_many_spellings_is_one_number(text: str, lang: str) -> None:
+    assert canonical_number(text, lang) == "#9.74e10"
+
+
+def test_a_german_billion_is_an_english_trillion() -> None:
+    assert canonical_number("1,2 Billionen Euro", "de") == canonical_number("1.2 trillion", "en")
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        ("3,5 Prozent", "de", "#3.5%"),
+        ("3.5%", "en", "#3.5%"),
+        ("1.000 Menschen", "de", "#1e03"),  # a German thousands separator
+        ("1,000 people", "en", "#1e03"),  # an English one
+        ("12 Monate", "de", None),  # small plain numbers are not news
+    ],
+)
+def test_percentages_and_separators_follow_the_language(
+    text: str, lang: str, expected: str | None
+) -> None:
+    assert canonical_number(text, lang) == expected
+
+
+def test_names_acronyms_and_numbers_are_strong_ordinary_words_are_not() -> None:
+    s = signals_of(
+        "Musk-led group makes $97.4 billion bid for OpenAI",
+        "The group around Elon Musk wants control of OpenAI.",
+        "en",
+    )
+    assert {"musk", "openai", "#9.74e10"} <= s.strong
+    assert "group" in s.terms and "group" not in s.strong
+
+
+def test_a_capital_at_the_start_of_a_sentence_is_not_a_name_by_itself() -> None:
+    s = signals_of("Prices rise again", "Shoppers pay more.", "en")
+    assert "price" in s.terms and "price" not in s.strong
+
+
+def test_headline_style_capitals_do_not_make_every_word_a_name() -> None:
+    s = signals_of("Fed Official Says Weak Data Caused By Weather", "", "en")
+    assert "weather" in s.terms and "weather" not in s.strong
+
+
+def test_the_outlet_suffix_is_not_part_of_the_news() -> None:
+    assert strip_outlet_suffix("Musk bids for OpenAI - Reuters") == "Musk bids for OpenAI"
+    assert (
+        strip_outlet_suffix("KI-Gesetz tritt in Kraft | heise online") == "KI-Gesetz tritt in Kraft"
+    )
+    # A dash inside a short headline stays.
+    assert strip_outlet_suffix("Brexit - what now") == "Brexit - what now"
+
+
+def test_double_encoded_utf8_is_repaired_before_reading() -> None:
+    s = signals_of("MÃ¼nchen: Siemens baut Stellen ab", "", "de")
+    assert "munch" in s.terms or "munchen" in s.terms
+
+
+# -- layer 2: the same article across feeds ----------------------------------------------
+
+
+def test_a_wire_copy_syndicated_by_five_feeds_is_one_story() -> None:
+    wire = (
+        "Musk-led group makes $97.4 billion bid for OpenAI",
+        "A consortium led by Elon Musk offered $97.4 billion on Monday to buy the "
+        "nonprofit that controls OpenAI, escalating his fight with Sam Altman.",
+    )
+    copies = [
+        item(1, wire[0] + " - Reuters", wire[1], url="https://reuters.com/a1"),
+        item(2, wire[0], wire[1], hours=0.5, url="https://nasdaq.com/articles/a1"),
+        item(3, wire[0] + " | Yahoo Finance", wire[1], hours=1, url="https://yahoo.com/x"),
+        item(4, wire[0], wire[1] + " Read more.", hours=2, url="https://marketscreener.com/y"),
+        # A copy whose headline was rewritten: the lede still gives it away.
+        item(5, "OpenAI gets a $97.4bn offer", wire[1], hours=3, url="https://example.net/z"),
+    ]
+    result = cluster_all([*background(), *copies])
+    assert together(result, 1, 2, 3, 4, 5)
+    signals = {a.entry_id: a.signal for a in result}
+    assert signals[1] == FIRST
+    assert {signals[n] for n in (2, 3, 4, 5)} == {SAME_TEXT}
+
+
+def test_the_same_url_in_two_feeds_is_one_story_whatever_the_headlines() -> None:
+    a = item(1, "Quarterly results", url="https://example.com/q3?utm_source=rss")
+    b = item(2, "Numbers are in", hours=1, url="https://example.com/q3?utm_source=rss")
+    result = cluster_all([a, b])
+    assert together(result, 1, 2)
+    assert result[1].signal == SAME_URL
+
+
+# -- layer 3: the same event ------------------------------------------------------------
+
+
+def test_an_entity_heavy_english_headline_joins_the_long_german_article() -> None:
+    german = item(
+        1,
+        "Und immer wieder Elon Musk: 97,4 Milliarden Dollar für OpenAI",
+        "Ein Konsortium um Tesla-Chef Elon Musk will die gemeinnützige Organisation "
+        "hinter OpenAI für 97,4 Milliarden Dollar übernehmen. Sam Altman, Chef von "
+        "OpenAI, lehnte das Angebot ab und spottete auf der Plattform X über Musk. "
+        "Der Streit zwischen den beiden Gründern schwelt seit Jahren; Musk hatte OpenAI "
+        "2015 mitgegründet und verklagt das Unternehmen inzwischen.",
+        lang="de",
+    )
+    english = item(2, "Musk bids $97.4bn for OpenAI; Altman says no", hours=2, lang="en")
+    result = cluster_all([*background(), german, english])
+    assert together(result, 1, 2)
+    assert result[-1].signal == SAME_EVENT
+
+
+def test_two_stories_about_the_same_company_in_one_week_stay_apart() -> None:
+    bid = [
+        item(
+            1,
+            "Musk-led group makes $97.4 billion bid for OpenAI",
+            "Elon Musk and investors offered $97.4 billion for the OpenAI nonprofit.",
+        ),
+        item(2, "OpenAI board weighs Musk's $97.4bn offer", hours=3),
+    ]
+    launch = [
+        item(
+            3,
+            "OpenAI launches GPT-5 with a new reasoning mode",
+            "OpenAI released GPT-5 on Thursday, saying the model reasons step by step.",
+            hours=60,
+        ),
+        item(4, "GPT-5 is here: what OpenAI's new model can do", hours=62),
+    ]
+    result = cluster_all([*background(), *bid, *launch])
+    assert together(result, 1, 2)
+    assert together(result, 3, 4)
+    assert not together(result, 1, 3)
+
+
+def test_ordinary_words_alone_do_not_make_one_event() -> None:
+    a = item(1, "Prices rise again in the new year", "Shoppers pay more for the basics.")
+    b = item(2, "New year, new prices: what rises again", "Many basics cost more.", hours=1)
+    result = cluster_all([*background(), a, b])
+    assert not together(result, 1, 2)
+
+
+def test_the_window_is_measured_from_the_published_time_not_from_now() -> None:
+    params = ClusterParams(window=timedelta(hours=48))
+    first = item(1, "Musk-led group makes $97.4 billion bid for OpenAI")
+    soon = item(2, "OpenAI board weighs Musk's $97.4bn offer", hours=20)
+    months_later = item(3, "OpenAI board weighs Musk's $97.4bn offer again", hours=24 * 90)
+    result = cluster_all([*background(), first, soon, months_later], params)
+    assert together(result, 1, 2)
+    assert not together(result, 1, 3)
+
+
+def test_a_bridging_entry_merges_two_stories() -> None:
+    # Two halves of one event, opened apart; the third entry covers both.
+    params = ClusterParams(threshold=0.3, merge_threshold=0.3)
+    a = item(1, "Volkswagen to close Osnabrück plant", "VW will shut the Osnabrück factory.")
+    b = item(2, "IG Metall calls strike at Wolfsburg", "Workers in Wolfsburg walk out.", hours=1)
+    bridge = item(
+        3,
+        "VW: Osnabrück plant closure triggers IG Metall strike in Wolfsburg",
+        "Volkswagen plans to shut Osnabrück; IG Metall workers in Wolfsburg strike.",
+        hours=2,
+    )
+    before = cluster_all([*background(), a, b], params)
+    assert not together(before, 1, 2)
+    after = cluster_all([*background(), a, b, bridge], params)
+    assert together(after, 1, 2, 3)
+
+
+def test_the_same_entries_in_the_same_order_give_the_same_stories() -> None:
+    entries = [
+        *background(),
+        item(1, "Musk-led group makes $97.4 billion bid for OpenAI"),
+        item(2, "OpenAI board weighs Musk's $97.4bn offer", hours=3),
+        item(3, "Apple unveils new iPad lineup", hours=4),
+    ]
+    assert cluster_all(entries) == cluster_all(list(reversed(entries)))
+
+
+def test_similarity_is_symmetric_and_one_for_identical_text() -> None:
+    clusterer = Clusterer()
+    a = signals_of("Musk bids for OpenAI", "A consortium offered billions.", "en")
+    b = signals_of("OpenAI rejects Musk", "The board said no.", "en")
+    assert clusterer.similarity(a, a) == pytest.approx(1.0)
+    assert clusterer.similarity(a, b) == pytest.approx(clusterer.similarity(b, a))
+    assert 0 < clusterer.similarity(a, b) < 1
