@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import newsdesk.store
 from conftest import write_config
 from feedserver import FeedServer, Reply
 from newsdesk.cli import cli
@@ -35,8 +36,20 @@ def test_quick_start_runs_offline_on_the_embedded_defaults(tmp_path: Path) -> No
     assert init.returncode == 0, init.stderr
     once = run("--config", str(demo / "newsdesk.toml"), "run", "--once")
     assert once.returncode == 0, once.stderr
-    assert once.stdout.strip() == "3 feeds: 3 ok, 0 not modified, 0 failed; 8 new entries"
+    fetched, clustered = once.stdout.strip().split("; clustered ")
+    assert fetched == "3 feeds: 3 ok, 0 not modified, 0 failed; 8 new entries"
+    assert clustered.startswith("8 entries: ")
     assert (demo / "newsdesk.db").exists()
+
+    # The Musk bid is in all three sample feeds, one of them German: one story.
+    stories = run(
+        "--config", str(demo / "newsdesk.toml"), "stories", "--since", "2020-01-01", "--json"
+    )
+    assert stories.returncode == 0, stories.stderr
+    bid = [s for s in json.loads(stories.stdout) if "97" in s["title"]]
+    assert len(bid) == 1
+    assert bid[0]["outlets"] == 3
+    assert {e["lang"] for e in bid[0]["entries"]} == {"en", "de"}
 
     status = run("--config", str(demo / "newsdesk.toml"), "status", "--json")
     report = json.loads(status.stdout)
@@ -139,7 +152,9 @@ def test_opml_round_trip(config: Path, tmp_path: Path) -> None:
 
 
 def test_db_upgrade_reports_what_it_did(config: Path) -> None:
-    assert invoke(config, "db", "upgrade") == (0, "applied 1 migrations\n")
+    versions = Path(newsdesk.store.__file__).parent / "migrations" / "versions"
+    count = len(list(versions.glob("0*.py")))
+    assert invoke(config, "db", "upgrade") == (0, f"applied {count} migrations\n")
     assert invoke(config, "db", "upgrade") == (0, "schema is up to date\n")
 
 

@@ -278,3 +278,28 @@ def test_config_sync_from_many_processes_at_once(store_url: str) -> None:
     assert len(stores[0].feeds.listed()) == 20
     for s in stores:
         s.close()
+
+
+def test_a_store_from_the_previous_release_upgrades_with_its_data(store_url: str) -> None:
+    from alembic import command
+
+    from newsdesk.store.engine import _alembic_config, create_store_engine
+
+    engine = create_store_engine(store_url)
+    with engine.connect() as connection:
+        command.upgrade(_alembic_config(connection), "0001")
+        connection.commit()
+    engine.dispose()
+    old = Store(create_store_engine(store_url))
+    with old.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO feeds (url, declared_url, tags, weight, source, status, error_count,"
+            " created_at) VALUES ('https://example.org/a.xml', 'https://example.org/a.xml',"
+            " '[]', 2.0, 'cli', 'active', 0, '2026-11-01 00:00:00')"
+        )
+    old.close()
+    store = open_store(store_url)
+    (feed,) = store.feeds.listed()
+    assert (feed.url, feed.weight, feed.priority) == ("https://example.org/a.xml", 2.0, 0)
+    assert store.pending_migrations() == []
+    store.close()

@@ -16,8 +16,6 @@ from urllib.parse import urlsplit
 
 # Host prefixes that name a server, not an outlet.
 _SERVER_PREFIXES = ("www.", "www2.", "m.", "mobile.", "amp.", "feeds.", "feed.", "rss.")
-# Second-level labels under which a country's outlets register (bbc.co.uk, abc.net.au).
-_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,27 +73,26 @@ class RankedStory:
 
 
 def outlet_of(url: str | None, *fallbacks: str | None) -> str:
-    """The outlet an entry comes from: its registrable domain, roughly.
+    """The outlet an entry comes from: its host without a server prefix.
 
     ``https://www.nytimes.com/…`` and ``https://rss.nytimes.com/…`` are both
-    ``nytimes.com``; ``news.bbc.co.uk`` is ``bbc.co.uk``.
+    ``nytimes.com``, while ``alice.substack.com`` and ``bob.substack.com`` stay two
+    outlets (cutting hosts down to their registered domain would need the public
+    suffix list, and would make every blog on one platform a single voice).
     """
     for candidate in (url, *fallbacks):
         host = (urlsplit(candidate).hostname or "") if candidate else ""
         if host:
-            return _registrable(host)
+            return _without_server_prefix(host)
     return ""
 
 
-def _registrable(host: str) -> str:
+def _without_server_prefix(host: str) -> str:
     host = host.lower().rstrip(".")
     for prefix in _SERVER_PREFIXES:
         if host.startswith(prefix) and host.count(".") > 1:
-            host = host[len(prefix) :]
-    labels = host.split(".")
-    if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:]) if len(labels) >= 2 else host
+            return host[len(prefix) :]
+    return host
 
 
 def best_source(members: Iterable[Member]) -> Member:

@@ -66,7 +66,7 @@ _CURRENCIES = frozenset("dollar dollars usd euro euros eur pound pounds yen".spl
 
 # Words shared by German and English news text carry no news: fold them out too.
 _LANG_HINTS = {
-    "en": frozenset("the and of to in is for on that with was are by from has have".split()),
+    "en": frozenset("the and of to is for on that with was are by from has have".split()),
     "de": frozenset("der die das und ist nicht mit von den dem des ein eine sich auf für".split()),
 }
 
@@ -135,8 +135,10 @@ def signals_of(title: str, summary: str = "", lang: str | None = None) -> Signal
     language = _language(lang, headline + " " + body)
     terms: Counter[str] = Counter()
     strong: set[str] = set()
+    # German capitalises every noun, and English headlines often Every Word: in neither
+    # is a capital a sign of a name, so only mid-sentence capitals in English count.
     for text, weight, trust_case in (
-        (headline, 2, not _is_title_case(headline)),
+        (headline, 2, language == "de" or not _is_title_case(headline)),
         (body, 1, True),
     ):
         numbers, rest = _numbers(text, language)
@@ -221,11 +223,11 @@ def _language(declared: str | None, text: str) -> str:
             return code
     words = [w.casefold() for w in text.split()[:200]]
     scores = {lang: sum(w in hints for w in words) for lang, hints in _LANG_HINTS.items()}
-    best = max(scores, key=lambda lang: scores[lang])
-    others = [score for lang, score in scores.items() if lang != best]
-    if scores[best] == 0 or scores[best] == max(others):
+    # Umlauts and ß are German (folded names like "Zurich" are not a problem here).
+    scores["de"] += sum(c in "äöüßÄÖÜ" for c in text[:1000]) > 0
+    if scores["de"] == scores["en"]:
         return ""
-    return best
+    return "de" if scores["de"] > scores["en"] else "en"
 
 
 def _is_title_case(text: str) -> bool:

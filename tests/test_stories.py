@@ -1,0 +1,473 @@
+"""Stories in the store: clustering batches, ranking, the curator's corrections, and the
+``stories``/``story`` commands. Store tests run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import write_config
+from newsdesk import jobs
+from newsdesk.cluster import ClusterParams, Item, cluster_all
+from newsdesk.clustering import cluster_pending, url_key
+from newsdesk.errors import UsageError
+from newsdesk.identity import canonical_url, content_hash
+from newsdesk.models import FeedSpec, ParsedEntry
+from newsdesk.signals import signals_of
+from newsdesk.store import Store, open_store
+from newsdesk.store.schema import stories, story_entries, story_terms
+from test_cli import run
+
+T0 = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
+NOW = T0 + timedelta(days=2)
+PARAMS = ClusterParams()
+
+# (hours after T0, outlet host, headline): five events, several outlets each.
+STREAM = [
+    (0.0, "reuters.com", "Musk-led group makes $97.4 billion bid for OpenAI"),
+    (0.5, "nytimes.com", "Elon Musk offers $97.4 billion for control of OpenAI"),
+    (1.0, "heise.de", "Musk bietet 97,4 Milliarden Dollar für OpenAI"),
+    (1.5, "bbc.co.uk", "Storm Bert floods towns across Wales"),
+    (2.0, "cnbc.com", "OpenAI board weighs Musk's $97.4bn offer"),
+    (2.5, "theguardian.com", "Storm Bert: Wales towns flooded as rivers burst banks"),
+    (3.0, "spiegel.de", "Sturm Bert: Überschwemmungen in Wales"),
+    (4.0, "reuters.com", "Nvidia quarterly revenue hits record $35.1 billion"),
+    (4.5, "cnbc.com", "Nvidia beats estimates with $35.1bn revenue on AI chip demand"),
+    (5.0, "handelsblatt.com", "Nvidia steigert Umsatz auf 35,1 Milliarden Dollar"),
+    (6.0, "nytimes.com", "Altman rejects Musk's $97.4 billion OpenAI bid: not for sale"),
+    (7.0, "bbc.co.uk", "Wales flooding: Storm Bert clean-up begins"),
+    (8.0, "theverge.com", "Apple unveils iPad mini with A17 Pro chip"),
+    (8.5, "engadget.com", "Apple's new iPad mini gets the A17 Pro chip"),
+    (9.0, "heise.de", "Apple stellt iPad mini mit A17 Pro vor"),
+    (30.0, "reuters.com", "Nvidia shares slip despite record $35.1 billion quarter"),
+]
+
+
+def add_feeds(store: Store, hosts: list[str], **spec: object) -> dict[str, int]:
+    ids = {}
+    for host in hosts:
+        feed = store.feeds.add(
+            FeedSpec(url=f"https://{host}/feed.xml", name=host, **spec),  # type: ignore[arg-type]
+            source="cli",
+            now=T0,
+        )
+        ids[host] = feed.id
+    return ids
+
+
+def entry(n: int, title: str, hours: float, host: str, summary: str = "") -> ParsedEntry:
+    url = f"https://{host}/news/{n}"
+    return ParsedEntry(
+        key=f"guid:{n}",
+        title=title,
+        url=url,
+        canonical_url=canonical_url(url),
+        summary=summary,
+        content="",
+        author=None,
+        published=T0 + timedelta(hours=hours),
+        updated=None,
+        lang=None,
+        content_hash=content_hash(title, url, summary),
+    )
+
+
+def ingest(store: Store, rows: list[tuple[float, str, str]], start: int = 0) -> dict[int, int]:
+    """Store ``rows`` as entries of their outlets' feeds; entry id -> row number."""
+    feeds = {h: f.id for h in {r[1] for r in rows} if (f := _feed(store, h))}
+    missing = sorted({r[1] for r in rows} - feeds.keys())
+    feeds |= add_feeds(store, missing)
+    numbering = {}
+    for n, (hours, host, title) in enumerate(rows, start):
+        (entry_id,) = store.entries.add_new(
+            feeds[host], [entry(n, title, hours, host)], T0 + timedelta(hours=hours)
+        )
+        numbering[entry_id] = n
+    return numbering
+
+
+def _feed(store: Store, host: str) -> object | None:
+    try:
+        return store.feeds.get(f"https://{host}/feed.xml")
+    except UsageError:
+        return None
+
+
+def partition(store: Store) -> set[frozenset[int]]:
+    """The stories as sets of entry ids."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(story_entries.c.story_id, story_entries.c.entry_id)).all()
+    groups: dict[int, set[int]] = {}
+    for story_id, entry_id in rows:
+        groups.setdefault(story_id, set()).add(entry_id)
+    return {frozenset(g) for g in groups.values()}
+
+
+def check_invariants(store: Store) -> None:
+    """What a crash or a race must never break."""
+    with store.engine.connect() as conn:
+        entry_count = conn.execute(select(func.count()).select_from(story_entries)).scalar_one()
+        distinct = conn.execute(
+            select(func.count(story_entries.c.entry_id.distinct()))
+        ).scalar_one()
+        assert entry_count == distinct
+        live = conn.execute(
+            select(stories.c.id, stories.c.size, stories.c.norm2).where(
+                stories.c.merged_into.is_(None)
+            )
+        ).all()
+        sizes = dict(
+            conn.execute(
+                select(story_entries.c.story_id, func.count()).group_by(story_entries.c.story_id)
+            ).all()
+        )
+        norms = dict(
+            conn.execute(
+                select(
+                    story_terms.c.story_id, func.sum(story_terms.c.weight * story_terms.c.weight)
+                ).group_by(story_terms.c.story_id)
+            ).all()
+        )
+        for story_id, size, norm2 in live:
+            assert sizes.get(story_id, 0) == size, f"story {story_id}"
+            assert math.isclose(norms.get(story_id, 0.0), norm2, rel_tol=1e-6), story_id
+        merged_with_members = conn.execute(
+            select(func.count())
+            .select_from(story_entries)
+            .join(stories, stories.c.id == story_entries.c.story_id)
+            .where(stories.c.merged_into.is_not(None))
+        ).scalar_one()
+        assert merged_with_members == 0
+
+
+@pytest.fixture
+def store(store_url: str) -> Store:
+    s = open_store(store_url)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def by_title(store: Store, needle: str) -> jobs.RankedStory:
+    config = load_config_for(store)
+    ranked = jobs.list_stories(config, store, now=NOW, since=T0 - timedelta(days=1), until=NOW)
+    (match,) = [r for r in ranked if any(needle in m.title for m in r.members)]
+    return match
+
+
+def load_config_for(store: Store) -> jobs.Config:
+    return jobs.Config(path=Path("newsdesk.toml"), store_url=str(store.engine.url))
+
+
+# -- batches and the index ----------------------------------------------------------------
+
+
+def test_clustering_in_rounds_gives_the_same_stories_as_in_one_go(
+    store: Store, tmp_path: Path
+) -> None:
+    # Round by round, as the daemon clusters after each fetch: every round starts a new
+    # clusterer that reloads what it needs from the index in the database.
+    numbering = {}
+    for start in range(0, len(STREAM), 3):
+        numbering |= ingest(store, STREAM[start : start + 3], start)
+        cluster_pending(store, PARAMS, now=NOW)
+    in_rounds = {frozenset(numbering[e] for e in g) for g in partition(store)}
+
+    in_memory = cluster_all(
+        [
+            Item(
+                n,
+                T0 + timedelta(hours=h),
+                signals_of(t, "", None),
+                url_key(canonical_url(f"https://{host}/news/{n}")),
+            )
+            for n, (h, host, t) in enumerate(STREAM)
+        ],
+        PARAMS,
+    )
+    groups: dict[int, set[int]] = {}
+    for a in in_memory:
+        groups.setdefault(a.story_id, set()).add(a.entry_id)
+    assert in_rounds == {frozenset(g) for g in groups.values()}
+    check_invariants(store)
+
+
+def test_the_four_events_of_the_stream_are_four_stories(store: Store) -> None:
+    numbering = ingest(store, STREAM)
+    summary = cluster_pending(store, PARAMS, now=NOW)
+    assert summary.entries == len(STREAM)
+    found = {frozenset(numbering[e] for e in g) for g in partition(store)}
+    expected = {
+        frozenset({0, 1, 2, 4, 10}),  # the OpenAI bid, in English and German
+        frozenset({3, 5, 6, 11}),  # Storm Bert
+        frozenset({7, 8, 9, 15}),  # Nvidia's quarter
+        frozenset({12, 13, 14}),  # the iPad mini
+    }
+    assert expected <= found
+    assert len(found) == 4
+
+
+def test_nothing_is_clustered_twice(store: Store) -> None:
+    ingest(store, STREAM)
+    assert cluster_pending(store, PARAMS, now=NOW).entries == len(STREAM)
+    assert cluster_pending(store, PARAMS, now=NOW).entries == 0
+    check_invariants(store)
+
+
+# -- ranking and "Read on" ------------------------------------------------------------------
+
+
+def test_a_story_many_outlets_carry_ranks_first_and_lists_each_outlet_once(store: Store) -> None:
+    ingest(store, STREAM[:12])
+    # A second Reuters feed carrying the bid again adds an entry but not an outlet.
+    store.feeds.add(
+        FeedSpec(url="https://feeds.reuters.com/tech.xml", name="Reuters Tech"),
+        source="cli",
+        now=T0,
+    )
+    tech = store.feeds.get("https://feeds.reuters.com/tech.xml")
+    store.entries.add_new(
+        tech.id, [entry(99, "Musk makes $97.4 billion OpenAI bid", 0.2, "www.reuters.com")], T0
+    )
+    config = load_config_for(store)
+    ranked = jobs.list_stories(config, store, now=NOW, since=T0, until=NOW)
+    top = ranked[0]
+    assert "97.4" in top.title or "97,4" in top.title
+    outlets = [m.outlet for m in top.read_on]
+    assert len(outlets) == len(set(outlets)) == 4  # Reuters, NYT (twice), heise, CNBC
+    assert len(top.members) == 6
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+
+
+def test_the_headline_comes_from_the_feed_with_the_highest_priority(store: Store) -> None:
+    add_feeds(store, ["nytimes.com"])
+    store.feeds.add(
+        FeedSpec(url="https://heise.de/feed.xml", name="heise", priority=10), source="cli", now=T0
+    )
+    ingest(store, STREAM[:3])
+    story = by_title(store, "Musk")
+    assert story.title == "Musk bietet 97,4 Milliarden Dollar für OpenAI"
+    assert story.read_on[0].feed_name == "heise"
+
+
+def test_stories_json_follows_the_documented_schema(store: Store) -> None:
+    ingest(store, STREAM)
+    config = load_config_for(store)
+    (first, *_rest) = jobs.list_stories(config, store, now=NOW, since=T0, until=NOW, limit=1)
+    data = jobs.story_json(first)
+    assert set(data) == {
+        "id",
+        "title",
+        "score",
+        "first_seen",
+        "last_seen",
+        "section",
+        "outlets",
+        "size",
+        "entries",
+    }
+    assert set(data["entries"][0]) == {"url", "title", "feed", "feed_url", "published", "lang"}
+    assert datetime.fromisoformat(data["first_seen"]) <= datetime.fromisoformat(data["last_seen"])
+
+
+def test_since_and_until_select_stories_by_their_entries_dates(store: Store) -> None:
+    ingest(store, STREAM)
+    config = load_config_for(store)
+    late = jobs.list_stories(config, store, now=NOW, since=T0 + timedelta(hours=20), until=NOW)
+    assert [len(r.members) for r in late] == [4]  # only Nvidia has an entry that late
+    with pytest.raises(UsageError, match="--since"):
+        jobs.list_stories(config, store, now=NOW, since=NOW, until=T0)
+
+
+# -- the curator's corrections ---------------------------------------------------------------
+
+
+def test_a_merge_by_the_curator_holds_and_the_old_id_leads_to_the_survivor(store: Store) -> None:
+    ingest(store, STREAM[:12])
+    config = load_config_for(store)
+    storm = by_title(store, "Storm Bert").id
+    nvidia = by_title(store, "Nvidia").id
+    survivor = jobs.merge_stories(store, [storm, nvidia], now=NOW)
+    assert survivor == storm
+    shown = jobs.show_story(config, store, nvidia, now=NOW)
+    assert shown.id == storm
+    assert {m.signal for m in shown.members if "Nvidia" in m.title} == {"curator"}
+    merged_members = {m.entry_id for m in shown.members}
+    # Later entries keep clustering; the merged story stays one, whole.
+    ingest(store, STREAM[12:], 12)
+    cluster_pending(store, PARAMS, now=NOW)
+    again = jobs.show_story(config, store, nvidia, now=NOW)
+    assert again.id == storm
+    assert merged_members <= {m.entry_id for m in again.members}
+    check_invariants(store)
+
+
+def test_a_split_by_the_curator_is_respected_by_later_clustering(store: Store) -> None:
+    ingest(store, STREAM[:11])
+    bid = by_title(store, "Musk")
+    altman = next(m for m in bid.members if "Altman" in m.title)
+    new_id = jobs.split_story(store, bid.id, altman.url or "", now=NOW)
+    config = load_config_for(store)
+    assert [m.title for m in jobs.show_story(config, store, new_id, now=NOW).members] == [
+        altman.title
+    ]
+    # An entry close to both the bid and Altman's answer does not merge them back.
+    more = [(11.0, "ft.com", "Altman rejects Musk's $97.4 billion bid for OpenAI again")]
+    ingest(store, more, 50)
+    cluster_pending(store, PARAMS, now=NOW)
+    assert jobs.show_story(config, store, new_id, now=NOW).id == new_id
+    assert jobs.show_story(config, store, bid.id, now=NOW).id == bid.id
+    check_invariants(store)
+
+
+def test_corrections_name_what_is_wrong(store: Store) -> None:
+    ingest(store, STREAM[:3])
+    cluster_pending(store, PARAMS, now=NOW)
+    story = by_title(store, "Musk")
+    with pytest.raises(UsageError, match="no story 999"):
+        jobs.merge_stories(store, [story.id, 999], now=NOW)
+    with pytest.raises(UsageError, match="one story already"):
+        jobs.merge_stories(store, [story.id, story.id], now=NOW)
+    with pytest.raises(UsageError, match=re.escape("has no entry with URL https://example.org/x")):
+        jobs.split_story(store, story.id, "https://example.org/x", now=NOW)
+
+
+# -- crashes and races -------------------------------------------------------------------------
+
+CLUSTER_CHILD = """
+import sys
+from datetime import datetime, UTC
+from newsdesk.cluster import ClusterParams
+from newsdesk.clustering import cluster_pending
+from newsdesk.store import open_store
+cluster_pending(open_store(sys.argv[1]), ClusterParams(), now=datetime.now(UTC))
+"""
+
+
+def many_entries(store: Store, count: int) -> None:
+    hosts = [f"outlet{i}.example" for i in range(40)]
+    feeds = add_feeds(store, hosts)
+    for n in range(count):
+        base_hours, host, title = STREAM[n % len(STREAM)]
+        hours = base_hours + (n // len(STREAM)) * 0.5
+        variant = f"{title} (update {n // len(STREAM)})"
+        store.entries.add_new(feeds[hosts[n % 40]], [entry(n, variant, hours, hosts[n % 40])], T0)
+        del host
+
+
+def test_a_killed_clustering_process_loses_nothing_and_doubles_nothing(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    many_entries(store, 4000)
+    child = subprocess.Popen([sys.executable, "-c", CLUSTER_CHILD, sqlite_url])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with store.engine.connect() as conn:
+            done = conn.execute(select(func.count()).select_from(story_entries)).scalar_one()
+        if done >= 500 or child.poll() is not None:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    check_invariants(store)  # whatever was committed is whole
+    cluster_pending(store, PARAMS, now=NOW)
+    with store.engine.connect() as conn:
+        clustered = conn.execute(select(func.count()).select_from(story_entries)).scalar_one()
+    assert clustered == 4000
+    check_invariants(store)
+    store.close()
+
+
+def test_two_processes_clustering_at_once_cluster_each_entry_once(store_url: str) -> None:
+    store = open_store(store_url)
+    many_entries(store, 2000)
+    env = dict(os.environ)
+    children = [
+        subprocess.Popen([sys.executable, "-c", CLUSTER_CHILD, store_url], env=env)
+        for _ in range(2)
+    ]
+    assert [c.wait(timeout=120) for c in children] == [0, 0]
+    with store.engine.connect() as conn:
+        clustered = conn.execute(select(func.count()).select_from(story_entries)).scalar_one()
+    assert clustered == 2000
+    check_invariants(store)
+    store.close()
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def cli_setup(tmp_path: Path) -> Path:
+    db = tmp_path / "newsdesk.db"
+    config = write_config(tmp_path, f'[store]\nurl = "sqlite:///{db}"\n')
+    store = open_store(f"sqlite:///{db}")
+    ingest(store, STREAM)
+    store.close()
+    return config
+
+
+def test_stories_prints_a_ranked_table_and_json(tmp_path: Path) -> None:
+    config = cli_setup(tmp_path)
+    table = run("--config", str(config), "stories", "--since", "2026-11-15", "--limit", "2")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "SCORE", "OUTLETS", "LAST", "ENTRY", "TITLE"]
+    assert len(lines) == 3
+    as_json = run("--config", str(config), "stories", "--since", "2026-11-15", "--json")
+    data = json.loads(as_json.stdout)
+    assert len(data) == 4
+    assert data[0]["score"] >= data[-1]["score"]
+
+
+def test_story_show_says_why_each_entry_joined(tmp_path: Path) -> None:
+    config = cli_setup(tmp_path)
+    data = json.loads(
+        run("--config", str(config), "stories", "--since", "2026-11-15", "--json").stdout
+    )
+    bid = next(s for s in data if "OpenAI" in s["title"])
+    shown = run("--config", str(config), "story", "show", str(bid["id"]))
+    assert shown.returncode == 0, shown.stderr
+    assert "first" in shown.stdout and "same-event" in shown.stdout
+    assert "heise.de" in shown.stdout
+
+
+def test_story_merge_and_split_from_the_command_line(tmp_path: Path) -> None:
+    config = cli_setup(tmp_path)
+    data = json.loads(
+        run("--config", str(config), "stories", "--since", "2026-11-15", "--json").stdout
+    )
+    a, b = data[0]["id"], data[1]["id"]
+    merged = run("--config", str(config), "story", "merge", str(a), str(b))
+    assert merged.returncode == 0, merged.stderr
+    assert merged.stdout.strip() == f"merged into story {a}"
+    url = data[1]["entries"][0]["url"]
+    split = run("--config", str(config), "story", "split", str(a), url)
+    assert split.returncode == 0, split.stderr
+    assert split.stdout.startswith(f"moved {url} to new story ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["stories", "--since", "last tuesday"], "--since: expected a duration"),
+        (["story", "show", "999"], "no story 999"),
+        (["story", "merge", "1"], "name at least two stories"),
+    ],
+)
+def test_story_commands_fail_with_one_line_naming_the_problem(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    config = cli_setup(tmp_path)
+    result = run("--config", str(config), *args)
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
