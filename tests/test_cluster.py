@@ -229,10 +229,26 @@ def test_two_stories_about_the_same_company_in_one_week_stay_apart() -> None:
 
 
 def test_ordinary_words_alone_do_not_make_one_event() -> None:
-    a = item(1, "Prices rise again in the new year", "Shoppers pay more for the basics.")
-    b = item(2, "New year, new prices: what rises again", "Many basics cost more.", hours=1)
-    result = cluster_all([*background(), a, b])
-    assert not together(result, 1, 2)
+    texas = item(
+        1,
+        "Flash floods destroy homes as heavy rain hits Houston",
+        "Rescue crews in Houston, Texas pulled residents from flooded homes.",
+    )
+    kerala = item(
+        2,
+        "Flash floods destroy homes as heavy rain hits Kochi",
+        "Rescue crews in Kochi, Kerala pulled residents from flooded homes.",
+        hours=2,
+    )
+    houston = item(
+        3,
+        "Houston floods: heavy rain destroys homes",
+        "In Texas, crews rescued residents of flooded homes in Houston.",
+        hours=3,
+    )
+    result = cluster_all([*background(), texas, kerala, houston])
+    assert not together(result, 1, 2)  # the same words, other places
+    assert together(result, 1, 3)  # the same words and the same places
 
 
 def test_the_window_is_measured_from_the_published_time_not_from_now() -> None:

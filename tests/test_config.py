@@ -182,6 +182,9 @@ def test_relative_sqlite_paths_are_relative_to_the_config_file(tmp_path: Path) -
         ("fetch.deadline", '"99999999999999w"', "must be at most 366d"),
         ("fetch.deadline", "0", "must be at least 1s"),
         ("fetch.connect_timeout", "-5", "must be at least 1s"),
+        ("cluster.threshold", "1.5", "must be at most 1"),
+        ("cluster.window", '"10m"', "must be at least 1h"),
+        ("cluster.merge_threshold", "0.1", "must not be lower than threshold"),
     ],
 )
 def test_bad_values_say_what_was_expected(

@@ -550,3 +550,15 @@ def test_json_that_is_not_a_json_feed(body: bytes, reason: str) -> None:
     with pytest.raises(ParseError) as caught:
         parse_feed(body, url=FEED_URL, headers={"content-type": "application/json"})
     assert caught.value.reason == reason
+
+
+def test_relative_links_in_a_local_file_resolve_against_the_feeds_own_address() -> None:
+    body = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Local</title>
+<link rel="self" href="https://news.example.de/feed.atom"/>
+<link rel="alternate" href="https://news.example.de/"/>
+<updated>2026-11-20T10:00:00Z</updated><id>urn:x</id>
+<entry><title>Eins</title><link rel="alternate" href="/2026/11/eins"/><id>urn:x:1</id>
+<updated>2026-11-20T10:00:00Z</updated></entry></feed>"""
+    parsed = parse_feed(body, url="file:samples/local.atom", headers={})
+    assert parsed.entries[0].url == "https://news.example.de/2026/11/eins"

@@ -358,7 +358,7 @@ def stories(ctx: Context, since: str, until: str | None, limit: int, as_json: bo
         click.echo(f"{'ID':>6}  {'SCORE':>6}  {'OUTLETS':>7}  {'LAST ENTRY':<16}  TITLE")
         for r in ranked:
             click.echo(
-                f"{r.id:>6}  {r.score:>6.2f}  {len(r.read_on):>7}  "
+                f"{r.id:>6}  {r.score:>6.3g}  {len(r.read_on):>7}  "
                 f"{r.last.strftime('%Y-%m-%d %H:%M'):<16}  {_clip(r.title, 80)}"
             )
 
@@ -383,7 +383,7 @@ def story_show(ctx: Context, story_id: int, as_json: bool) -> None:
             click.echo(f"story {story_id} was merged into story {r.id}")
         click.echo(f"story {r.id}: {r.title}")
         click.echo(
-            f"score {r.score:.2f}, {len(r.read_on)} outlets, {len(r.members)} entries, "
+            f"score {r.score:.3g}, {len(r.read_on)} outlets, {len(r.members)} entries, "
             f"{r.first.strftime('%Y-%m-%d %H:%M')} .. {r.last.strftime('%Y-%m-%d %H:%M')} UTC"
         )
         for m in r.members:

@@ -17,15 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from newsdesk.cluster import FIRST, Clusterer, ClusterParams, Item
+from newsdesk.cluster import BATCH, FIRST, Clusterer, ClusterParams, Item, with_names
 from newsdesk.signals import signals_of
 from newsdesk.store import Store
 from newsdesk.store.stories import PendingEntry, StoryBatch
 
 log = logging.getLogger("newsdesk.clustering")
-
-BATCH = 500
-"""Entries per transaction."""
 
 MAX_CACHED_POSTINGS = 1_000_000
 """Beyond this many cached (term, story) weights the cache is dropped and reloaded."""
@@ -94,6 +91,8 @@ def cluster_pending(
             _load(batch, clusterer, items, low_water)
             for item in items:
                 clusterer.assign(item)
+            _load_whole(batch, clusterer, clusterer.unsettled(), low_water)
+            clusterer.settle()
             changes = clusterer.changes()
             titles = {e.id: e.title for e in pending}
             opened = {
@@ -101,9 +100,6 @@ def cluster_pending(
             }
             ids = batch.write(changes, opened, now)
             clusterer.renumber(ids)
-            if changes.merges:
-                clusterer.forget()
-                low_water = None
             version = batch.version()
             clusterer.documents = version[0]
         summary.entries += len(items)
@@ -130,6 +126,20 @@ def _load(batch: StoryBatch, clusterer: Clusterer, items: Sequence[Item], low: d
         clusterer.load(stories=batch.states(missing), apart=batch.apart(missing))
 
 
+def _load_whole(
+    batch: StoryBatch, clusterer: Clusterer, story_ids: set[int], low: datetime
+) -> None:
+    """Every term of these stored stories, so that their centroids are whole in memory."""
+    if not story_ids:
+        return
+    terms = batch.terms_of(story_ids)
+    wanted = {t for t in terms if t not in clusterer.df}
+    clusterer.load(terms=wanted, postings=batch.postings(wanted, low), df=batch.term_counts(wanted))
+    missing = clusterer.missing_stories()
+    if missing:
+        clusterer.load(stories=batch.states(missing), apart=batch.apart(missing))
+
+
 def _rebuild_split_stories(batch: StoryBatch, clusterer: Clusterer) -> None:
     """Centroids of stories the curator split, from their members' text."""
     for story_id in batch.unindexed():
@@ -142,5 +152,8 @@ def _rebuild_split_stories(batch: StoryBatch, clusterer: Clusterer) -> None:
                 centroid[term] = centroid.get(term, 0.0) + weight
         norm2 = sum(w * w for w in centroid.values())
         langs = {item.signals.lang for item in items if item.signals.lang}
-        batch.set_centroid(story_id, centroid, norm2, langs)
+        names: set[str] = set()
+        for item in items:
+            names = with_names(names, item.signals.strong)
+        batch.set_centroid(story_id, centroid, norm2, langs, names)
     clusterer.forget()

@@ -102,7 +102,7 @@ class SectionConfig:
 @dataclass(frozen=True)
 class ClusterConfig:
     params: ClusterParams = field(default_factory=ClusterParams)
-    half_life: timedelta = timedelta(hours=24)
+    half_life: timedelta = timedelta(hours=72)
     """Ranking: a story's recency bonus halves every ``half_life`` since its last entry."""
 
 
@@ -263,11 +263,14 @@ class _Validator:
             threshold=t.get("threshold", share, d.threshold),
             cross_threshold=t.get("cross_threshold", share, d.cross_threshold),
             merge_threshold=t.get("merge_threshold", share, d.merge_threshold),
+            story_merge_threshold=t.get("story_merge_threshold", share, d.story_merge_threshold),
         )
         if params.merge_threshold < params.threshold:
             self.problem(t.where("merge_threshold"), "must not be lower than threshold")
         half_life = t.get(
-            "half_life", read_duration(timedelta(hours=1), timedelta(days=365)), timedelta(hours=24)
+            "half_life",
+            read_duration(timedelta(hours=1), timedelta(days=365)),
+            ClusterConfig().half_life,
         )
         t.done()
         return ClusterConfig(params=params, half_life=half_life)

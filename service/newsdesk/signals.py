@@ -4,7 +4,8 @@ Pure functions (no I/O, no clock). ``signals_of`` turns an entry's title and sum
 into :class:`Signals`:
 
 - **terms**: content words, stemmed lightly and folded (``Zürich`` = ``zurich``), with
-  counts; the title counts double, because a headline is what the entry is about;
+  counts; the title counts double, because a headline is what the entry is about, and
+  its pairs of successive words count too (``~mark_carney``);
 - **strong terms**: the ones that carry across outlets and languages: names and
   acronyms (capitalised mid-sentence, ``OpenAI``, ``EU``) and numbers;
 - **numbers** in one canonical form across languages and styles: "$97.4 billion",
@@ -17,6 +18,7 @@ into :class:`Signals`:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import unicodedata
 from collections import Counter
@@ -62,6 +64,12 @@ _DE_STOP = frozenset(
     prozent mehr weitere ersten erste laut soll sollen wurde wurden worden bereits schon
     immer rund etwa derzeit""".split()
 )
+_DE_NOUN_SUFFIXES = (
+    "ung", "heit", "keit", "schaft", "tion", "tionen", "itat", "ismus", "nis", "tum",
+    "er", "ern", "en", "e", "el", "chen", "lein", "ling", "ei", "ie", "ik", "ur", "anz", "enz",
+)  # fmt: skip
+"""Endings of German common nouns (folded): capitalised, but not names."""
+
 _CURRENCIES = frozenset("dollar dollars usd euro euros eur pound pounds yen".split())
 
 # Words shared by German and English news text carry no news: fold them out too.
@@ -137,18 +145,24 @@ def signals_of(title: str, summary: str = "", lang: str | None = None) -> Signal
     strong: set[str] = set()
     # German capitalises every noun, and English headlines often Every Word: in neither
     # is a capital a sign of a name, so only mid-sentence capitals in English count.
-    for text, weight, trust_case in (
-        (headline, 2, language == "de" or not _is_title_case(headline)),
-        (body, 1, True),
+    for text, weight, trust_case, is_headline in (
+        (headline, 2, language == "de" or not _is_title_case(headline), True),
+        (body, 1, True, False),
     ):
         numbers, rest = _numbers(text, language)
         for number in numbers:
             terms[number] += weight
             strong.add(number)
-        for word, is_name in _words(rest, trust_case, language):
+        words = _words(rest, trust_case, language)
+        for word, is_name in words:
             terms[word] += weight
             if is_name:
                 strong.add(word)
+        if is_headline:
+            # Pairs of successive content words ("mark carney", "high school"): a
+            # headline's phrases tell stories apart better than its words one by one.
+            for (first, _), (second, _) in itertools.pairwise(words):
+                terms[f"~{first}_{second}"] += 1
     return Signals(
         lang=language,
         terms=dict(terms),
@@ -309,6 +323,8 @@ def _words(text: str, trust_case: bool, lang: str) -> list[tuple[str, bool]]:
         acronym = len(word) >= 2 and word.isupper()
         has_digit = any(c.isdigit() for c in word)
         capitalised = word[0].isupper() and not sentence_start
+        if lang == "de" and capitalised and lowered.endswith(_DE_NOUN_SUFFIXES):
+            capitalised = False  # every German noun has a capital: "Regierung" is no name
         is_name = acronym or has_digit or (trust_case and capitalised)
         out.append((stem(lowered, lang), is_name))
     return out

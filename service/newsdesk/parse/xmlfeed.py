@@ -40,6 +40,10 @@ def _parse_xml_feed(body: bytes, url: str, headers: Mapping[str, str]) -> Parsed
     base_url = _document_base(url, headers)
     result = _run_feedparser(body, url, headers)
     feed = result.get("feed") or {}
+    if not base_url.lower().startswith(("http://", "https://")):
+        # A local file (fetch.allow_local_files) has no web address of its own: its
+        # relative links mean the address the feed declares for itself.
+        base_url = _declared_address(feed) or base_url
     title_detail = feed.get("title_detail") or {}
     title = _plain_text(title_detail.get("value"), "html" in (title_detail.get("type") or ""))
     problems = _check_document(result, body, url, recovered=bool(title or result["entries"]))
@@ -63,6 +67,15 @@ def _document_base(url: str, headers: Mapping[str, str]) -> str:
     """The base URI of the document: Content-Location (resolved), else the URL."""
     location = _absolute_url(headers.get("content-location"), url, _HTTP_SCHEMES)
     return location or url
+
+
+def _declared_address(feed: Mapping[str, Any]) -> str | None:
+    """The feed's own http(s) address (Atom rel="self"), else its site link."""
+    for link in feed.get("links") or ():
+        found = _absolute_url(link.get("href"), None, _HTTP_SCHEMES)
+        if link.get("rel") == "self" and found:
+            return found
+    return _absolute_url(feed.get("link"), None, _HTTP_SCHEMES)
 
 
 def _run_feedparser(body: bytes, url: str, headers: Mapping[str, str]) -> Any:

@@ -141,6 +141,9 @@ stories = Table(
     Column("size", Integer, nullable=False, default=0),
     # Languages of its members, comma-separated ("de,en").
     Column("langs", String(40), nullable=False, default=""),
+    # Names and numbers its entries carry, space-separated: stories that share words
+    # but no names are not merged.
+    Column("names", Text, nullable=False, default=""),
     # Set when the story was merged into another: its id keeps answering.
     Column("merged_into", Integer),
     Index(None, "last_published_at"),

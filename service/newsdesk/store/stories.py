@@ -23,7 +23,7 @@ from sqlalchemy import (
     update,
 )
 
-from newsdesk.cluster import Changes, StoryState
+from newsdesk.cluster import Changes, StoryState, with_names
 from newsdesk.errors import UsageError
 from newsdesk.store.engine import write_lock
 from newsdesk.store.feeds import _insert
@@ -250,6 +250,7 @@ class StoryStore:
                     "size": 0,
                     "norm2": 0.0,
                     "langs": "",
+                    "names": "",
                 },
             ).scalar_one()
             conn.execute(
@@ -332,6 +333,14 @@ class StoryBatch:
             out.extend((r.term, r.story_id, r.weight) for r in self.conn.execute(query))
         return out
 
+    def terms_of(self, story_ids: Iterable[int]) -> set[str]:
+        """Every term of these stories' centroids."""
+        out: set[str] = set()
+        for chunk in _chunks(sorted(story_ids)):
+            query = select(story_terms.c.term).where(story_terms.c.story_id.in_(chunk))
+            out.update(self.conn.execute(query).scalars())
+        return out
+
     def term_counts(self, terms: Iterable[str]) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
         for chunk in _chunks(sorted(terms)):
@@ -365,6 +374,7 @@ class StoryBatch:
                     norm2=r.norm2,
                     size=r.size,
                     langs={lang for lang in r.langs.split(",") if lang},
+                    names=set(r.names.split()),
                 )
                 for r in self.conn.execute(query)
             )
@@ -401,6 +411,7 @@ class StoryBatch:
                     norm2=bindparam("n2"),
                     size=bindparam("sz"),
                     langs=bindparam("lg"),
+                    names=bindparam("nm"),
                     updated_at=now,
                 ),
                 [
@@ -411,6 +422,7 @@ class StoryBatch:
                         "n2": s.norm2,
                         "sz": s.size,
                         "lg": ",".join(sorted(s.langs)),
+                        "nm": " ".join(sorted(s.names)),
                     }
                     for s in changes.stories
                 ],
@@ -500,7 +512,12 @@ class StoryBatch:
         ]
 
     def set_centroid(
-        self, story_id: int, weights: dict[str, float], norm2: float, langs: set[str]
+        self,
+        story_id: int,
+        weights: dict[str, float],
+        norm2: float,
+        langs: set[str],
+        names: set[str],
     ) -> None:
         self.conn.execute(delete(story_terms).where(story_terms.c.story_id == story_id))
         if weights:
@@ -511,7 +528,7 @@ class StoryBatch:
         self.conn.execute(
             update(stories)
             .where(stories.c.id == story_id)
-            .values(norm2=norm2, langs=",".join(sorted(langs)))
+            .values(norm2=norm2, langs=",".join(sorted(langs)), names=" ".join(sorted(names)))
         )
 
 
@@ -560,13 +577,20 @@ def merge_stories(conn: Connection, survivor: int, absorbed: int, now: datetime)
             story_terms.c.story_id == survivor
         )
     ).scalar_one()
-    langs: set[str] = set()
-    for row in conn.execute(select(stories.c.langs).where(stories.c.id.in_([survivor, absorbed]))):
-        langs.update(lang for lang in row.langs.split(",") if lang)
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            select(stories.c.id, stories.c.langs, stories.c.names).where(
+                stories.c.id.in_([survivor, absorbed])
+            )
+        )
+    }
+    langs = {lang for row in rows.values() for lang in row.langs.split(",") if lang}
+    names = with_names(set(rows[survivor].names.split()), rows[absorbed].names.split())
     conn.execute(
         update(stories)
         .where(stories.c.id == survivor)
-        .values(norm2=norm2, langs=",".join(sorted(langs)))
+        .values(norm2=norm2, langs=",".join(sorted(langs)), names=" ".join(sorted(names)))
     )
     _refresh_story(conn, survivor, now)
 
@@ -615,6 +639,7 @@ def _story_values(story: StoryState, now: datetime) -> dict[str, Any]:
         "norm2": story.norm2,
         "size": story.size,
         "langs": ",".join(sorted(story.langs)),
+        "names": " ".join(sorted(story.names)),
         "updated_at": now,
     }
 

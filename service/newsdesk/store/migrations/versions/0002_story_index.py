@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("langs", sa.String(length=40), nullable=False, server_default="")
         )
+        batch.add_column(sa.Column("names", sa.Text(), nullable=False, server_default=""))
         batch.add_column(sa.Column("merged_into", sa.Integer(), nullable=True))
     op.create_table(
         "story_terms",
@@ -87,6 +88,7 @@ def downgrade() -> None:
     op.drop_table("story_terms")
     with op.batch_alter_table("stories") as batch:
         batch.drop_column("merged_into")
+        batch.drop_column("names")
         batch.drop_column("langs")
         batch.drop_column("size")
         batch.drop_column("norm2")
