@@ -55,6 +55,7 @@ def test_quick_start_runs_offline_on_the_embedded_defaults(tmp_path: Path) -> No
     report = json.loads(status.stdout)
     assert report["feeds"]["total"] == 3
     assert report["store"]["entries"] == 8
+    assert report["stories"] == {"total": len(json.loads(stories.stdout)), "pending_entries": 0}
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -459,6 +459,11 @@ def status(ctx: Context, as_json: bool) -> None:
             f"{counts['retired']} retired), {counts['due']} due, {counts['failing']} failing"
         )
         click.echo(f"entries: {report['store']['entries']} ({report['store']['dialect']})")
+        counts = report["stories"]
+        click.echo(
+            f"stories: {counts['total']}, {counts['pending_entries']} entries waiting "
+            "for the clustering"
+        )
         for f in report["failing_feeds"]:
             click.echo(
                 f"  {f['status']:<8} {f['error_count']:>3} failures  {f['url']}\n"

@@ -142,6 +142,9 @@ class Clusterer:
     def __init__(self, params: ClusterParams | None = None, *, documents: int = 0) -> None:
         self.params = params or ClusterParams()
         self.documents = documents
+        self._clear()
+
+    def _clear(self) -> None:
         self.postings: dict[str, dict[int, float]] = {}
         self.df: dict[str, int] = {}
         self.key_story: dict[str, int] = {}
@@ -529,9 +532,8 @@ class Clusterer:
         self.apart = {frozenset(ids.get(s, s) for s in pair) for pair in self.apart}
 
     def forget(self) -> None:
-        """Drop everything cached (after merges or when the cache is large)."""
-        documents = self.documents
-        self.__init__(self.params, documents=documents)  # type: ignore[misc]
+        """Drop everything loaded: the store changed under us, or the cache is large."""
+        self._clear()
 
     def _reset_batch(self) -> None:
         self._new = set()

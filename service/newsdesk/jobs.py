@@ -204,6 +204,7 @@ def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
     return {
         "generated_at": iso(now),
         "store": {"dialect": store.dialect, "entries": store.entries.count()},
+        "stories": store.stories.counts(),
         "feeds": {"total": len(feeds), "due": due, "failing": len(failing), **by_status},
         "failing_feeds": [
             {

@@ -110,6 +110,14 @@ class StoryStore:
 
     # -- reading -----------------------------------------------------------------------
 
+    def counts(self) -> dict[str, int]:
+        """Stories, and entries waiting for the clustering (0 unless it is behind)."""
+        with self.engine.connect() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(stories).where(stories.c.merged_into.is_(None))
+            ).scalar_one()
+            return {"total": int(total), "pending_entries": StoryBatch(conn).pending_count()}
+
     def get(self, story_id: int) -> StoryRow:
         """The story with this id, following merges; UsageError when there is none."""
         with self.engine.connect() as conn:
