@@ -36,6 +36,8 @@ def test_quick_start_runs_offline_on_the_embedded_defaults(tmp_path: Path) -> No
     assert init.returncode == 0, init.stderr
     once = run("--config", str(demo / "newsdesk.toml"), "run", "--once")
     assert once.returncode == 0, once.stderr
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert once.stdout.strip() in readme, "the README shows another output of the quick start"
     fetched, clustered = once.stdout.strip().split("; clustered ")
     assert fetched == "3 feeds: 3 ok, 0 not modified, 0 failed; 8 new entries"
     assert clustered.startswith("8 entries: ")
