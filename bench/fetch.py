@@ -97,6 +97,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+import benchdoc
+
 REPO = Path(__file__).resolve().parent.parent
 R2E_VENV = REPO / "bench" / ".venv-r2e"
 R2E_VERSION = "3.14"
@@ -1396,15 +1398,8 @@ def write_section(report: Report) -> str:
             *(f"- {line}" for line in diagnosis_lines(report.diagnosis)[:6]),
             "",
         ]
-    section = "\n".join(lines)
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    assert lines[:2] == [SECTION, ""]
+    benchdoc.write_section(SECTION.removeprefix("## "), "\n".join(lines[2:]))
     return f"the {SECTION!r} section"
 
 

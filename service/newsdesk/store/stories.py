@@ -289,32 +289,12 @@ class StoryBatch:
     def pending(self, limit: int) -> list[PendingEntry]:
         """Entries in no story yet, oldest published first."""
         query = (
-            select(
-                entries.c.id,
-                entries.c.title,
-                entries.c.summary,
-                entries.c.content,
-                func.coalesce(entries.c.lang, feeds.c.lang).label("lang"),
-                entries.c.canonical_url,
-                entries.c.published_at,
-            )
-            .join(feeds, feeds.c.id == entries.c.feed_id)
+            _entry_texts()
             .outerjoin(story_entries, story_entries.c.entry_id == entries.c.id)
             .where(story_entries.c.entry_id.is_(None))
-            .order_by(entries.c.published_at, entries.c.id)
             .limit(limit)
         )
-        return [
-            PendingEntry(
-                id=row.id,
-                title=row.title,
-                text=row.summary or row.content,
-                lang=row.lang,
-                canonical_url=row.canonical_url,
-                published=row.published_at,
-            )
-            for row in self.conn.execute(query)
-        ]
+        return [_pending_entry(row) for row in self.conn.execute(query)]
 
     def pending_count(self) -> int:
         query = (
@@ -497,27 +477,12 @@ class StoryBatch:
         return list(self.conn.execute(query).scalars())
 
     def member_texts(self, story_id: int) -> list[PendingEntry]:
-        query = (
-            select(
-                entries.c.id,
-                entries.c.title,
-                entries.c.summary,
-                entries.c.content,
-                func.coalesce(entries.c.lang, feeds.c.lang).label("lang"),
-                entries.c.canonical_url,
-                entries.c.published_at,
-            )
-            .join(feeds, feeds.c.id == entries.c.feed_id)
-            .join(story_entries, story_entries.c.entry_id == entries.c.id)
-            .where(story_entries.c.story_id == story_id)
-            .order_by(entries.c.published_at, entries.c.id)
+        """What the clustering reads of a story's entries, oldest published first."""
+        query = _entry_texts().join(
+            story_entries,
+            and_(story_entries.c.entry_id == entries.c.id, story_entries.c.story_id == story_id),
         )
-        return [
-            PendingEntry(
-                r.id, r.title, r.summary or r.content, r.lang, r.canonical_url, r.published_at
-            )
-            for r in self.conn.execute(query)
-        ]
+        return [_pending_entry(row) for row in self.conn.execute(query)]
 
     def set_centroid(
         self,
@@ -627,6 +592,34 @@ def _resolve(conn: Connection, story_id: int) -> StoryRow:
             return _story_row(row)
         seen.add(story_id)
         story_id = row.merged_into
+
+
+def _entry_texts() -> Any:
+    """The columns the clustering reads of entries, oldest published first."""
+    return (
+        select(
+            entries.c.id,
+            entries.c.title,
+            entries.c.summary,
+            entries.c.content,
+            func.coalesce(entries.c.lang, feeds.c.lang).label("lang"),
+            entries.c.canonical_url,
+            entries.c.published_at,
+        )
+        .join(feeds, feeds.c.id == entries.c.feed_id)
+        .order_by(entries.c.published_at, entries.c.id)
+    )
+
+
+def _pending_entry(row: Any) -> PendingEntry:
+    return PendingEntry(
+        id=row.id,
+        title=row.title,
+        text=row.summary or row.content,
+        lang=row.lang,
+        canonical_url=row.canonical_url,
+        published=row.published_at,
+    )
 
 
 def _story_row(row: Any) -> StoryRow:
