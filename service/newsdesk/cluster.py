@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from newsdesk.semantic import SemanticSpace, Vector, language_pair
 from newsdesk.signals import Signals
 
 BATCH = 500
@@ -67,6 +68,24 @@ class ClusterParams:
     flat (in an empty store every word is as rare as any other)."""
     max_idf: float = 6.0
     """Cap on a term's IDF: a word seen once is no better evidence than a rare one."""
+    semantic: bool = False
+    """Add the embeddings' similarity (:mod:`newsdesk.semantic`) to the lexical one."""
+    semantic_weight: float = 0.7
+    """Share of the semantic similarity in the score when ``semantic`` is on."""
+
+    @classmethod
+    def defaults(cls, *, semantic: bool) -> ClusterParams:
+        """The measured defaults of each mode (docs/benchmarks.md): the combined score
+        is on another scale than the lexical cosine."""
+        if not semantic:
+            return cls()
+        return cls(
+            semantic=True,
+            threshold=0.35,
+            cross_threshold=0.35,
+            merge_threshold=0.6,
+            story_merge_threshold=0.3,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +97,8 @@ class Item:
     signals: Signals
     url_key: str | None = None
     """``u:`` + digest of the canonical URL, when the entry has one."""
+    embedding: Vector | None = None
+    """The unit embedding of the entry's text, in semantic mode."""
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -96,6 +117,9 @@ class StoryState:
     langs: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
     """Names and numbers its entries carry (the first ``MAX_NAMES``)."""
+    semantic: Vector | None = None
+    """Sum of its members' unit embeddings (semantic mode)."""
+    semantic_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +154,8 @@ class Changes:
     """(key, entry id): the same-article keys of the assigned entries."""
     assignments: list[Assignment]
     merges: list[Merge]
+    space: SemanticSpace | None = None
+    """The semantic space when its running mean moved (to store)."""
 
 
 class Clusterer:
@@ -139,9 +165,17 @@ class Clusterer:
     gives them their stored ids.
     """
 
-    def __init__(self, params: ClusterParams | None = None, *, documents: int = 0) -> None:
+    def __init__(
+        self,
+        params: ClusterParams | None = None,
+        *,
+        documents: int = 0,
+        space: SemanticSpace | None = None,
+    ) -> None:
         self.params = params or ClusterParams()
         self.documents = documents
+        self.space = space if self.params.semantic else None
+        self._space_moved = False
         self._clear()
 
     def _clear(self) -> None:
@@ -299,13 +333,24 @@ class Clusterer:
                 if centroid:
                     dot += weight * centroid
                     shared_strong += term in strong
-            score = dot / math.sqrt(story.norm2)
+            score = self._blend(dot / math.sqrt(story.norm2), item, story)
             if strong and not shared_strong:
                 score *= self.params.unshared_names
             ranked.append((score, sid))
         # Highest similarity first; equal ones go to the older (lower) id.
         ranked.sort(key=lambda pair: (-pair[0], _age_order(pair[1])))
         return ranked
+
+    def _blend(self, lexical: float, item: Item, story: StoryState) -> float:
+        """The lexical cosine, blended with the semantic similarity when there is one."""
+        if self.space is None or item.embedding is None or not story.semantic_count:
+            return lexical
+        pair = _pair_with(item.signals.lang, story.langs)
+        semantic = self.space.similarity(
+            item.embedding, 1, story.semantic, story.semantic_count, pair
+        )
+        weight = self.params.semantic_weight
+        return (1.0 - weight) * lexical + weight * semantic
 
     def _common_df(self) -> float:
         return max(self.params.common_share * self.documents, 20.0)
@@ -365,6 +410,13 @@ class Clusterer:
                 if (weight := posting.get(sid)) is not None:
                     dot += weight * posting[story_id]
             score = dot / math.sqrt(story.norm2 * other.norm2)
+            if self.space is not None and story.semantic_count and other.semantic_count:
+                pair = _pair_of(story, other)
+                semantic = self.space.similarity(
+                    story.semantic, story.semantic_count, other.semantic, other.semantic_count, pair
+                )
+                weight = self.params.semantic_weight
+                score = (1.0 - weight) * score + weight * semantic
             if score < self.params.story_merge_threshold:
                 continue
             # Highest similarity; equal ones go to the older story.
@@ -378,10 +430,18 @@ class Clusterer:
             return self.params.threshold
         return self.params.cross_threshold
 
-    def similarity(self, a: Signals, b: Signals) -> float:
-        """Cosine of two entries as this clusterer weighs them (for measuring)."""
+    def similarity(
+        self, a: Signals, b: Signals, a_vector: Vector | None = None, b_vector: Vector | None = None
+    ) -> float:
+        """Two entries' similarity as this clusterer weighs them (for measuring): the
+        lexical cosine, blended with the embeddings' similarity in semantic mode."""
         va, vb = self.vector(a), self.vector(b)
         score = sum(w * vb.get(t, 0.0) for t, w in va.items())
+        if self.space is not None and a_vector is not None and b_vector is not None:
+            pair = language_pair(a.lang, b.lang)
+            semantic = self.space.similarity(a_vector, 1, b_vector, 1, pair)
+            weight = self.params.semantic_weight
+            score = (1.0 - weight) * score + weight * semantic
         shared = va.keys() & vb.keys()
         if a.strong and b.strong and not shared & (a.strong | b.strong):
             score *= self.params.unshared_names
@@ -429,6 +489,12 @@ class Clusterer:
             story.langs.add(item.signals.lang)
         if not item.signals.strong <= story.names:
             story.names = with_names(story.names, item.signals.strong)
+        if self.space is not None and item.embedding is not None:
+            base = story.semantic if story.semantic is not None else self.space.zero()
+            story.semantic = base + item.embedding
+            story.semantic_count += 1
+            self.space.add(item.embedding)
+            self._space_moved = True
         self._dirty_stories.add(story_id)
         self.documents += 1
         for term in item.signals.terms:
@@ -463,6 +529,10 @@ class Clusterer:
         survivor.last = max(survivor.last, absorbed.last)
         survivor.langs |= absorbed.langs
         survivor.names = with_names(survivor.names, absorbed.names)
+        if absorbed.semantic is not None:
+            base = survivor.semantic if survivor.semantic is not None else 0.0
+            survivor.semantic = base + absorbed.semantic
+            survivor.semantic_count += absorbed.semantic_count
         self._terms_of.setdefault(survivor.id, set()).update(moved)
         del self.stories[absorbed.id]
         self._dirty_stories.discard(absorbed.id)
@@ -507,7 +577,9 @@ class Clusterer:
                 Merge(self._final(m.survivor), m.absorbed, m.entry_id, m.moved_terms)
                 for m in self._merges
             ],
+            space=self.space if self._space_moved else None,
         )
+        self._space_moved = False
         self._reset_batch()
         return out
 
@@ -546,14 +618,18 @@ class Clusterer:
 
 
 def cluster_all(
-    items: Sequence[Item], params: ClusterParams | None = None, *, batch: int = BATCH
+    items: Sequence[Item],
+    params: ClusterParams | None = None,
+    *,
+    batch: int = BATCH,
+    space: SemanticSpace | None = None,
 ) -> list[Assignment]:
     """Cluster ``items`` from nothing, in memory, settling every ``batch`` entries as
     the clustering job does: for tests and measurements.
 
     The result names final stories (merges applied), numbered from 1 in opening order.
     """
-    clusterer = Clusterer(params)
+    clusterer = Clusterer(params, space=space)
     ordered = sorted(items, key=lambda i: (i.published, i.entry_id))
     for start in range(0, len(ordered), batch):
         for item in ordered[start : start + batch]:
@@ -575,6 +651,23 @@ def cluster_all(
             )
         )
     return out
+
+
+def _pair_with(lang: str, langs: set[str]) -> str:
+    """The language pair of an entry and a story ("" when either is unknown)."""
+    if not lang or not langs:
+        return ""
+    return f"{lang}-{lang}" if lang in langs else language_pair(lang, min(langs))
+
+
+def _pair_of(a: StoryState, b: StoryState) -> str:
+    """The language pair of two stories: a language they share, else their first ones."""
+    if not a.langs or not b.langs:
+        return ""
+    shared = a.langs & b.langs
+    if shared:
+        return language_pair(min(shared), min(shared))
+    return language_pair(min(a.langs), min(b.langs))
 
 
 MAX_NAMES = 256

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from newsdesk.cluster import BATCH, FIRST, Clusterer, ClusterParams, Item, with_names
-from newsdesk.signals import signals_of
+from newsdesk.cluster import BATCH, FIRST, Clusterer, ClusterParams, Item, StoryState, with_names
+from newsdesk.identity import plain_text
+from newsdesk.semantic import Embedder, Vector, text_for
+from newsdesk.signals import repair_mojibake, signals_of
 from newsdesk.store import Store
 from newsdesk.store.stories import PendingEntry, StoryBatch
 
@@ -51,37 +53,67 @@ def url_key(canonical_url: str | None) -> str | None:
     return "u:" + hashlib.blake2b(canonical_url.encode(), digest_size=10).hexdigest()
 
 
-def item_of(entry: PendingEntry) -> Item:
+def item_of(entry: PendingEntry, embedding: Vector | None = None) -> Item:
     return Item(
         entry_id=entry.id,
         published=entry.published,
         signals=signals_of(entry.title, entry.text, entry.lang),
         url_key=url_key(entry.canonical_url),
+        embedding=embedding,
     )
 
 
+def embedding_text(entry: PendingEntry) -> str:
+    return text_for(
+        plain_text(repair_mojibake(entry.title)), plain_text(repair_mojibake(entry.text))
+    )
+
+
+def embed(embedder: Embedder | None, entries: Sequence[PendingEntry]) -> dict[int, Vector]:
+    if embedder is None or not entries:
+        return {}
+    vectors = embedder.embed([embedding_text(e) for e in entries])
+    return {e.id: v for e, v in zip(entries, vectors, strict=True)}
+
+
 def cluster_pending(
-    store: Store, params: ClusterParams, *, now: datetime, limit: int | None = None
+    store: Store,
+    params: ClusterParams,
+    *,
+    now: datetime,
+    limit: int | None = None,
+    embedder: Embedder | None = None,
 ) -> ClusterSummary:
-    """Cluster every pending entry (or the first ``limit``); see the module docstring."""
+    """Cluster every pending entry (or the first ``limit``); see the module docstring.
+
+    In semantic mode the entries are embedded before the batch takes the lock: the
+    model is the slow part, and the fetch round must not wait for it.
+    """
     started = time.perf_counter()
+    if params.semantic and embedder is None:
+        embedder = Embedder()
     summary = ClusterSummary()
     clusterer = Clusterer(params)
     version: object = None
     low_water: datetime | None = None
     while limit is None or summary.entries < limit:
         size = BATCH if limit is None else min(BATCH, limit - summary.entries)
+        embeddings = embed(embedder, store.stories.peek_pending(size)) if embedder else {}
         with store.stories.batch() as batch:
             current = batch.version()
             if current != version or clusterer.cached_postings > MAX_CACHED_POSTINGS:
                 clusterer.forget()
                 clusterer.documents = current[0]
+                if params.semantic:
+                    clusterer.space = batch.space()
                 low_water = None
-                _rebuild_split_stories(batch, clusterer)
+                _rebuild_split_stories(batch, clusterer, embedder)
             pending = batch.pending(size)
             if not pending:
                 break
-            items = [item_of(entry) for entry in pending]
+            # Entries stored meanwhile (an older published date) are embedded here.
+            embeddings |= embed(embedder, [e for e in pending if e.id not in embeddings])
+            items = [item_of(entry, embeddings.get(entry.id)) for entry in pending]
             low = min(item.published for item in items) - params.window
             if low_water is not None and low < low_water:
                 # Loaded postings start at low_water: an older entry needs a fresh load.
@@ -140,20 +172,34 @@ def _load_whole(
         clusterer.load(stories=batch.states(missing), apart=batch.apart(missing))
 
 
-def _rebuild_split_stories(batch: StoryBatch, clusterer: Clusterer) -> None:
+def _rebuild_split_stories(
+    batch: StoryBatch, clusterer: Clusterer, embedder: Embedder | None
+) -> None:
     """Centroids of stories the curator split, from their members' text."""
     for story_id in batch.unindexed():
-        items = [item_of(entry) for entry in batch.member_texts(story_id)]
+        members = batch.member_texts(story_id)
+        embeddings = embed(embedder, members)
+        items = [item_of(entry, embeddings.get(entry.id)) for entry in members]
         terms = {t for item in items for t in item.signals.terms}
         clusterer.load(terms=terms, df=batch.term_counts(terms))
         centroid: dict[str, float] = {}
+        story = StoryState(
+            id=story_id,
+            first=min(item.published for item in items),
+            last=max(item.published for item in items),
+            norm2=0.0,
+            size=len(items),
+        )
         for item in items:
             for term, weight in clusterer.vector(item.signals).items():
                 centroid[term] = centroid.get(term, 0.0) + weight
-        norm2 = sum(w * w for w in centroid.values())
-        langs = {item.signals.lang for item in items if item.signals.lang}
-        names: set[str] = set()
-        for item in items:
-            names = with_names(names, item.signals.strong)
-        batch.set_centroid(story_id, centroid, norm2, langs, names)
+            if item.signals.lang:
+                story.langs.add(item.signals.lang)
+            story.names = with_names(story.names, item.signals.strong)
+            if item.embedding is not None:
+                previous = 0.0 if story.semantic is None else story.semantic
+                story.semantic = item.embedding + previous
+                story.semantic_count += 1
+        story.norm2 = sum(w * w for w in centroid.values())
+        batch.set_centroid(story, centroid)
     clusterer.forget()

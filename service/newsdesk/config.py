@@ -44,6 +44,7 @@ from newsdesk.config_values import (
 )
 from newsdesk.errors import ConfigError
 from newsdesk.models import FeedSpec, FetchSettings
+from newsdesk.semantic import available as semantic_available
 
 T = TypeVar("T")
 
@@ -256,9 +257,13 @@ class _Validator:
         return result
 
     def cluster(self, t: _Table) -> ClusterConfig:
-        d = ClusterParams()
+        mode = t.get("semantic", read_choice("off", "e5"), "off")
+        if mode == "e5" and (problem := semantic_available()):
+            self.problem(t.where("semantic"), problem)
+        d = ClusterParams.defaults(semantic=mode == "e5")
         share = read_float(0.0, 1.0)
         params = ClusterParams(
+            semantic=d.semantic,
             window=t.get("window", read_duration(timedelta(hours=1), timedelta(days=30)), d.window),
             threshold=t.get("threshold", share, d.threshold),
             cross_threshold=t.get("cross_threshold", share, d.cross_threshold),

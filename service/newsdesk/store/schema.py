@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -144,6 +145,9 @@ stories = Table(
     # Names and numbers its entries carry, space-separated: stories that share words
     # but no names are not merged.
     Column("names", Text, nullable=False, default=""),
+    # Semantic mode: the sum of its members' embeddings (float32, little-endian).
+    Column("semantic", LargeBinary),
+    Column("semantic_count", Integer, nullable=False, default=0),
     # Set when the story was merged into another: its id keeps answering.
     Column("merged_into", Integer),
     Index(None, "last_published_at"),
@@ -175,6 +179,16 @@ entry_keys = Table(
     Column("key", String(40), primary_key=True),
     Column("entry_id", ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
     Index(None, "entry_id"),
+)
+
+cluster_state = Table(
+    "cluster_state",
+    metadata,
+    # Semantic mode: the running sum and count of every embedding clustered (its mean
+    # is the common direction removed before comparing; see newsdesk.semantic).
+    Column("name", String(40), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
 )
 
 story_apart = Table(

@@ -25,9 +25,11 @@ from sqlalchemy import (
 
 from newsdesk.cluster import Changes, StoryState, with_names
 from newsdesk.errors import UsageError
+from newsdesk.semantic import MODEL, SemanticSpace, Vector, from_bytes, to_bytes
 from newsdesk.store.engine import write_lock
 from newsdesk.store.feeds import _insert
 from newsdesk.store.schema import (
+    cluster_state,
     entries,
     entry_keys,
     feeds,
@@ -109,6 +111,11 @@ class StoryStore:
             yield StoryBatch(conn)
 
     # -- reading -----------------------------------------------------------------------
+
+    def peek_pending(self, limit: int) -> list[PendingEntry]:
+        """The entries the next batch will most likely take, read without the lock."""
+        with self.engine.connect() as conn:
+            return StoryBatch(conn).pending(limit)
 
     def counts(self) -> dict[str, int]:
         """Stories, and entries waiting for the clustering (0 unless it is behind)."""
@@ -363,6 +370,8 @@ class StoryBatch:
                     size=r.size,
                     langs={lang for lang in r.langs.split(",") if lang},
                     names=set(r.names.split()),
+                    semantic=from_bytes(r.semantic) if r.semantic else None,
+                    semantic_count=r.semantic_count,
                 )
                 for r in self.conn.execute(query)
             )
@@ -400,6 +409,8 @@ class StoryBatch:
                     size=bindparam("sz"),
                     langs=bindparam("lg"),
                     names=bindparam("nm"),
+                    semantic=bindparam("sem"),
+                    semantic_count=bindparam("semn"),
                     updated_at=now,
                 ),
                 [
@@ -411,6 +422,8 @@ class StoryBatch:
                         "sz": s.size,
                         "lg": ",".join(sorted(s.langs)),
                         "nm": " ".join(sorted(s.names)),
+                        "sem": _semantic_bytes(s),
+                        "semn": s.semantic_count,
                     }
                     for s in changes.stories
                 ],
@@ -465,8 +478,30 @@ class StoryBatch:
                         story_terms.c.story_id == absorbed, story_terms.c.term.in_(chunk)
                     )
                 )
-            merge_stories(self.conn, ids.get(merge.survivor, merge.survivor), absorbed, now)
+            # ...and its embedding sum too: only the store's part of the merge is left.
+            merge_stories(
+                self.conn, ids.get(merge.survivor, merge.survivor), absorbed, now, in_memory=True
+            )
+        if changes.space is not None:
+            self.save_space(changes.space)
         return ids
+
+    def space(self) -> SemanticSpace:
+        """The semantic space as stored (a fresh one on a store that has none yet)."""
+        row = self.conn.execute(select(cluster_state).where(cluster_state.c.name == MODEL)).first()
+        if row is None:
+            return SemanticSpace()
+        return SemanticSpace(from_bytes(row.vector), row._mapping["count"])
+
+    def save_space(self, space: SemanticSpace) -> None:
+        stmt = _insert(self.conn)(cluster_state)
+        self.conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[cluster_state.c.name],
+                set_={"count": stmt.excluded.count, "vector": stmt.excluded.vector},
+            ),
+            {"name": MODEL, "count": space.count, "vector": to_bytes(space.total)},
+        )
 
     def unindexed(self) -> list[int]:
         """Stories with members but no centroid (after a split): to rebuild."""
@@ -484,29 +519,29 @@ class StoryBatch:
         )
         return [_pending_entry(row) for row in self.conn.execute(query)]
 
-    def set_centroid(
-        self,
-        story_id: int,
-        weights: dict[str, float],
-        norm2: float,
-        langs: set[str],
-        names: set[str],
-    ) -> None:
-        self.conn.execute(delete(story_terms).where(story_terms.c.story_id == story_id))
+    def set_centroid(self, story: StoryState, weights: dict[str, float]) -> None:
+        """Replace a story's centroid (terms, norm, languages, names, embedding sum)."""
+        self.conn.execute(delete(story_terms).where(story_terms.c.story_id == story.id))
         if weights:
             self.conn.execute(
                 story_terms.insert(),
-                [{"story_id": story_id, "term": t, "weight": w} for t, w in weights.items()],
+                [{"story_id": story.id, "term": t, "weight": w} for t, w in weights.items()],
             )
-        self.conn.execute(
-            update(stories)
-            .where(stories.c.id == story_id)
-            .values(norm2=norm2, langs=",".join(sorted(langs)), names=" ".join(sorted(names)))
-        )
+        values = _story_values(story, story.last)
+        del values["updated_at"], values["first_published_at"], values["last_published_at"]
+        self.conn.execute(update(stories).where(stories.c.id == story.id).values(**values))
 
 
-def merge_stories(conn: Connection, survivor: int, absorbed: int, now: datetime) -> None:
-    """Fold ``absorbed`` into ``survivor``: members, centroid, curator splits, aliases."""
+def merge_stories(
+    conn: Connection, survivor: int, absorbed: int, now: datetime, *, in_memory: bool = False
+) -> None:
+    """Fold ``absorbed`` into ``survivor``: members, centroid, curator splits, aliases.
+
+    ``in_memory``: the clusterer merged the two already and wrote the survivor's
+    embedding sum; otherwise (a curator's merge) the sums are added here.
+    """
+    if not in_memory:
+        _add_semantic(conn, survivor, absorbed)
     conn.execute(
         update(story_entries).where(story_entries.c.story_id == absorbed).values(story_id=survivor)
     )
@@ -566,6 +601,30 @@ def merge_stories(conn: Connection, survivor: int, absorbed: int, now: datetime)
         .values(norm2=norm2, langs=",".join(sorted(langs)), names=" ".join(sorted(names)))
     )
     _refresh_story(conn, survivor, now)
+
+
+def _add_semantic(conn: Connection, survivor: int, absorbed: int) -> None:
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            select(stories.c.id, stories.c.semantic, stories.c.semantic_count).where(
+                stories.c.id.in_([survivor, absorbed])
+            )
+        )
+    }
+    if rows[absorbed].semantic is None:
+        return
+    total: Vector = from_bytes(rows[absorbed].semantic)
+    if rows[survivor].semantic is not None:
+        total = total + from_bytes(rows[survivor].semantic)
+    conn.execute(
+        update(stories)
+        .where(stories.c.id == survivor)
+        .values(
+            semantic=to_bytes(total),
+            semantic_count=rows[survivor].semantic_count + rows[absorbed].semantic_count,
+        )
+    )
 
 
 def _refresh_story(conn: Connection, story_id: int, now: datetime) -> None:
@@ -633,6 +692,10 @@ def _story_row(row: Any) -> StoryRow:
     )
 
 
+def _semantic_bytes(story: StoryState) -> bytes | None:
+    return to_bytes(story.semantic) if story.semantic is not None else None
+
+
 def _story_values(story: StoryState, now: datetime) -> dict[str, Any]:
     return {
         "first_published_at": story.first,
@@ -641,6 +704,8 @@ def _story_values(story: StoryState, now: datetime) -> dict[str, Any]:
         "size": story.size,
         "langs": ",".join(sorted(story.langs)),
         "names": " ".join(sorted(story.names)),
+        "semantic": _semantic_bytes(story),
+        "semantic_count": story.semantic_count,
         "updated_at": now,
     }
 

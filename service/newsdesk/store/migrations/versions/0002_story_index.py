@@ -25,6 +25,10 @@ def upgrade() -> None:
             sa.Column("langs", sa.String(length=40), nullable=False, server_default="")
         )
         batch.add_column(sa.Column("names", sa.Text(), nullable=False, server_default=""))
+        batch.add_column(sa.Column("semantic", sa.LargeBinary(), nullable=True))
+        batch.add_column(
+            sa.Column("semantic_count", sa.Integer(), nullable=False, server_default="0")
+        )
         batch.add_column(sa.Column("merged_into", sa.Integer(), nullable=True))
     op.create_table(
         "story_terms",
@@ -60,6 +64,13 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_entry_keys_entry_id"), "entry_keys", ["entry_id"], unique=False)
     op.create_table(
+        "cluster_state",
+        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_cluster_state")),
+    )
+    op.create_table(
         "story_apart",
         sa.Column("story_id", sa.Integer(), nullable=False),
         sa.Column("other_id", sa.Integer(), nullable=False),
@@ -81,6 +92,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("story_apart")
+    op.drop_table("cluster_state")
     op.drop_index(op.f("ix_entry_keys_entry_id"), table_name="entry_keys")
     op.drop_table("entry_keys")
     op.drop_table("term_counts")
@@ -88,6 +100,8 @@ def downgrade() -> None:
     op.drop_table("story_terms")
     with op.batch_alter_table("stories") as batch:
         batch.drop_column("merged_into")
+        batch.drop_column("semantic_count")
+        batch.drop_column("semantic")
         batch.drop_column("names")
         batch.drop_column("langs")
         batch.drop_column("size")
