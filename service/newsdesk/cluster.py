@@ -2,7 +2,8 @@
 
 Pure and deterministic (no I/O, no clock): the same entries in the same order give the
 same stories. The store loads what the :class:`Clusterer` asks for (``wants``), the
-clusterer decides (``assign``), and the store persists what changed (``changes``).
+clusterer decides (``assign``, then ``settle`` at the end of a batch), and the store
+persists what changed (``changes``).
 
 Three layers, tried in order for every entry:
 
@@ -10,15 +11,20 @@ Three layers, tried in order for every entry:
 2. **Same article** across feeds: an equal canonical URL or an equal headline or lede
    digest (:mod:`newsdesk.signals`) joins the story of the copy seen first.
 3. **Same event**: TF-IDF cosine between the entry and each candidate story's centroid
-   (the sum of its members' unit vectors), where names, acronyms and numbers weigh
-   ``strong_boost`` times more than other words. Candidates come from an inverted index
-   (term -> stories) and must lie within ``window`` of the entry's *published* time, so
-   an archive ingested years later clusters as it did live. An entry in another language
-   than the story's meets a lower bar (``cross_threshold``): a German article and an
-   English headline share little more than names and numbers, and those are what count.
+   (the sum of its members' unit vectors; sublinear counts, capped IDF). Candidates come
+   from an inverted index (term -> stories), skipping terms too common to mean anything,
+   and must lie within ``window`` of the entry's *published* time, so an archive
+   ingested years later clusters as it did live. An entry that names names (people,
+   places, organisations, numbers) and shares none of them with a story does not join
+   it on ordinary words. An entry in another language than the story's meets
+   ``cross_threshold``. In semantic mode the score blends in the embeddings'
+   similarity (:mod:`newsdesk.semantic`).
 
-An entry close to two stories (both at or above ``merge_threshold``) bridges them: the
-smaller story merges into the larger, unless the curator split them apart before.
+At the end of a batch (``settle``), with whole centroids loaded: an entry close to two
+stories (``merge_threshold``) merges them, and a story that reached a checkpoint size
+merges with the story whose centroid is closest, if close enough
+(``story_merge_threshold``) — two halves of one event that opened apart. Never two
+stories the curator split apart.
 """
 
 from __future__ import annotations
@@ -40,7 +46,6 @@ SAME_TEXT = "same-text"
 SAME_EVENT = "same-event"
 FIRST = "first"
 CURATOR = "curator"
-MERGED = "merged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +191,9 @@ class Clusterer:
         self.apart: set[frozenset[int]] = set()
         self._known_keys: set[str] = set()
         self._terms_of: dict[int, set[str]] = {}
+        # Stories named by loaded rows whose state may not be loaded yet.
+        self._named: set[int] = set()
+        self._cached = 0
         # Stories merged away -> their survivor, until the cache is dropped.
         self._merged_into: dict[int, int] = {}
         self._next_temp = -1
@@ -236,24 +244,28 @@ class Clusterer:
         for term, story_id, weight in postings:
             self.postings.setdefault(term, {})[story_id] = weight
             self._terms_of.setdefault(story_id, set()).add(term)
+            self._named.add(story_id)
+            self._cached += 1
         self._known_keys.update(keys)
         for key, story_id in key_stories:
             current = self.key_story.get(key)
             if current is None or story_id < current:
                 self.key_story[key] = story_id
+            self._named.add(story_id)
         for story in stories:
             self.stories.setdefault(story.id, story)
         self.apart.update(frozenset(pair) for pair in apart)
 
     def missing_stories(self) -> set[int]:
         """Stories named by loaded postings or keys whose state is not loaded."""
-        named = {sid for posting in self.postings.values() for sid in posting}
-        named.update(self.key_story.values())
-        return named - self.stories.keys()
+        missing = self._named - self.stories.keys()
+        self._named.clear()
+        return missing
 
     @property
     def cached_postings(self) -> int:
-        return sum(len(p) for p in self.postings.values())
+        """About how many (term, story) weights are held: the cache's size."""
+        return self._cached
 
     # -- deciding ----------------------------------------------------------------------
 
@@ -479,6 +491,7 @@ class Clusterer:
             old = posting.get(story_id, 0.0)
             dot += old * weight
             posting[story_id] = old + weight
+            self._cached += not old
             self._dirty_terms.add((story_id, term))
         self._terms_of.setdefault(story_id, set()).update(vector)
         story.norm2 += 2 * dot + 1.0

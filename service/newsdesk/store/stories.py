@@ -23,7 +23,7 @@ from sqlalchemy import (
     update,
 )
 
-from newsdesk.cluster import Changes, StoryState, with_names
+from newsdesk.cluster import CURATOR, Changes, StoryState, with_names
 from newsdesk.errors import UsageError
 from newsdesk.semantic import MODEL, SemanticSpace, Vector, from_bytes, to_bytes
 from newsdesk.store.engine import write_lock
@@ -205,7 +205,7 @@ class StoryStore:
             conn.execute(
                 update(story_entries)
                 .where(story_entries.c.story_id == absorbed.id)
-                .values(signal="curator", pinned=True)
+                .values(signal=CURATOR, pinned=True)
             )
             conn.execute(
                 delete(story_apart).where(
@@ -271,7 +271,7 @@ class StoryStore:
             conn.execute(
                 update(story_entries)
                 .where(story_entries.c.entry_id == entry.id)
-                .values(story_id=new_id, signal="curator", similarity=1.0, pinned=True)
+                .values(story_id=new_id, signal=CURATOR, similarity=1.0, pinned=True)
             )
             conn.execute(story_apart.insert(), {"story_id": story.id, "other_id": new_id})
             # Both centroids are rebuilt by the next clustering pass (see rebuild).
