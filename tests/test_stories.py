@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -221,6 +222,26 @@ def test_nothing_is_clustered_twice(store: Store) -> None:
     ingest(store, STREAM)
     assert cluster_pending(store, PARAMS, now=NOW).entries == len(STREAM)
     assert cluster_pending(store, PARAMS, now=NOW).entries == 0
+    check_invariants(store)
+
+
+def test_a_copy_long_after_the_window_still_joins_its_article_and_keeps_the_index_exact(
+    store: Store,
+) -> None:
+    ingest(store, STREAM)
+    cluster_pending(store, PARAMS, now=NOW)
+    # Ten days on (far outside the window), another outlet carries the same URL.
+    bid_url = "https://reuters.com/news/0"
+    late = store.feeds.add(FeedSpec(url="https://late.example/feed.xml"), source="cli", now=NOW)
+    copy = replace(entry(0, "Looking back: the OpenAI bid", 240.0, "reuters.com"), key="guid:late")
+    assert copy.url == bid_url
+    store.entries.add_new(late.id, [copy], T0 + timedelta(hours=240))
+    # ...and a batch of fresh news around it moves the window.
+    ingest(store, [(240.0 + h, host, title) for h, host, title in STREAM[3:9]], 100)
+    cluster_pending(store, PARAMS, now=NOW)
+    story = by_title(store, "Looking back")
+    assert any("97.4" in m.title for m in story.members)
+    assert next(m for m in story.members if "Looking back" in m.title).signal == "same-url"
     check_invariants(store)
 
 

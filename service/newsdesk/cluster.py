@@ -68,6 +68,8 @@ class ClusterParams:
     common_share: float = 0.05
     """Terms in more than this share of entries are too common to propose candidates
     (they still count in the similarity)."""
+    candidate_terms: int = 1000
+    """An entry's rarest terms that propose candidate stories."""
     min_documents: int = 1000
     """The IDF assumes at least this many entries, so the first ones are not weighed
     flat (in an empty store every word is as rare as any other)."""
@@ -256,6 +258,12 @@ class Clusterer:
             self.stories.setdefault(story.id, story)
         self.apart.update(frozenset(pair) for pair in apart)
 
+    def keyed_stories(self, keys: Iterable[str]) -> set[int]:
+        """Stored stories these keys lead to (to load whole: an entry may join them
+        as the same article however old they are)."""
+        found = {self._final(self.key_story[k]) for k in keys if k in self.key_story}
+        return {sid for sid in found if sid > 0}
+
     def missing_stories(self) -> set[int]:
         """Stories named by loaded postings or keys whose state is not loaded."""
         missing = self._named - self.stories.keys()
@@ -322,36 +330,47 @@ class Clusterer:
         return story_id
 
     def _ranked(self, item: Item, vector: dict[str, float]) -> list[tuple[float, int]]:
-        """Candidate stories in the window, best first: (cosine, story id)."""
+        """Candidate stories in the window, best first: (score, story id)."""
         window = self.params.window
         published = item.published
-        candidates: set[int] = set()
-        common = self._common_df()
-        for term in vector:
-            posting = self.postings.get(term)
-            if posting and self.df.get(term, 0) <= common:
-                candidates.update(posting)
+        candidates = [
+            sid
+            for sid in self._candidates(vector)
+            if (story := self.stories.get(sid)) is not None
+            and story.first - window <= published <= story.last + window
+        ]
+        dots = _dots(vector, candidates, self.postings)
         strong = item.signals.strong
+        shared = _sharing(strong, candidates, self.postings) if strong else set()
+        # Below the lowest bar a story can neither take the entry nor be bridged.
+        floor = min(self.params.threshold, self.params.cross_threshold)
         ranked = []
-        for sid in candidates:
-            story = self.stories.get(sid)
-            if story is None or not (story.first - window <= published <= story.last + window):
-                continue
-            dot = 0.0
-            shared_strong = 0
-            for term, weight in vector.items():
-                posting = self.postings.get(term)
-                centroid = posting.get(sid) if posting else None
-                if centroid:
-                    dot += weight * centroid
-                    shared_strong += term in strong
+        for sid, dot in dots.items():
+            story = self.stories[sid]
             score = self._blend(dot / math.sqrt(story.norm2), item, story)
-            if strong and not shared_strong:
+            if strong and sid not in shared:
                 score *= self.params.unshared_names
-            ranked.append((score, sid))
+            if score >= floor:
+                ranked.append((score, sid))
         # Highest similarity first; equal ones go to the older (lower) id.
         ranked.sort(key=lambda pair: (-pair[0], _age_order(pair[1])))
         return ranked
+
+    def _candidates(self, terms: Iterable[str]) -> set[int]:
+        """Stories holding one of the ``candidate_terms`` rarest of ``terms``.
+
+        Rarest by document frequency, which is the same whatever is cached: the choice
+        does not depend on how the batches fell.
+        """
+        common = self._common_df()
+        df = self.df
+        usable = [t for t in terms if self.postings.get(t) and df.get(t, 0) <= common]
+        if len(usable) > self.params.candidate_terms:
+            usable.sort(key=lambda t: (df.get(t, 0), t))
+        candidates: set[int] = set()
+        for term in usable[: self.params.candidate_terms]:
+            candidates.update(self.postings[term])
+        return candidates
 
     def _blend(self, lexical: float, item: Item, story: StoryState) -> float:
         """The lexical cosine, blended with the semantic similarity when there is one."""
@@ -399,28 +418,21 @@ class Clusterer:
         """The story whose centroid is closest to this one's, if close enough to merge."""
         story = self.stories[story_id]
         terms = self._terms_of.get(story_id, set())
-        common = self._common_df()
-        candidates: set[int] = set()
-        for term in terms:
-            posting = self.postings.get(term)
-            if posting and self.df.get(term, 0) <= common:
-                candidates.update(posting)
-        candidates.discard(story_id)
         window = self.params.window
+        candidates = [
+            sid
+            for sid in self._candidates(terms)
+            if (other := self.stories.get(sid)) is not None
+            # Both active lately: a story's whole span would reach back too far.
+            and abs(other.last - story.last) <= window
+            and sid != story_id
+        ]
+        centroid = {term: self.postings[term][story_id] for term in terms}
         best: tuple[float, tuple[int, int], int] | None = None
-        for sid in candidates:
-            other = self.stories.get(sid)
-            if other is None or frozenset((story_id, sid)) in self.apart:
-                continue
-            if not (other.first - window <= story.last and story.first <= other.last + window):
-                continue
-            if _strangers(story, other):
-                continue  # the same words about other people or places
-            dot = 0.0
-            for term in terms:
-                posting = self.postings[term]
-                if (weight := posting.get(sid)) is not None:
-                    dot += weight * posting[story_id]
+        for sid, dot in _dots(centroid, candidates, self.postings).items():
+            other = self.stories[sid]
+            if frozenset((story_id, sid)) in self.apart or _strangers(story, other):
+                continue  # split by the curator; the same words about other people
             score = dot / math.sqrt(story.norm2 * other.norm2)
             if self.space is not None and story.semantic_count and other.semantic_count:
                 pair = _pair_of(story, other)
@@ -616,6 +628,23 @@ class Clusterer:
             self.stories[real] = story
         self.apart = {frozenset(ids.get(s, s) for s in pair) for pair in self.apart}
 
+    def prune(self, low: datetime) -> None:
+        """Drop stories whose last entry is older than ``low`` from the cached index:
+        no entry published from ``low + window`` on can reach them."""
+        gone = {sid for sid, story in self.stories.items() if story.last < low and sid > 0}
+        if not gone:
+            return
+        for sid in gone:
+            for term in self._terms_of.pop(sid, ()):
+                posting = self.postings.get(term)
+                if posting is not None and posting.pop(sid, None) is not None:
+                    self._cached -= 1
+            del self.stories[sid]
+        # Their keys are asked for again: the store then loads the whole story.
+        for key in [k for k, sid in self.key_story.items() if sid in gone]:
+            del self.key_story[key]
+            self._known_keys.discard(key)
+
     def forget(self) -> None:
         """Drop everything loaded: the store changed under us, or the cache is large."""
         self._clear()
@@ -664,6 +693,42 @@ def cluster_all(
             )
         )
     return out
+
+
+def _dots(
+    vector: dict[str, float], candidates: Sequence[int], postings: dict[str, dict[int, float]]
+) -> dict[int, float]:
+    """Dot products of ``vector`` with each candidate's centroid, term at a time, walking
+    whichever is shorter: the term's posting list or the candidates."""
+    dots = dict.fromkeys(candidates, 0.0)
+    if not dots:
+        return dots
+    for term, weight in vector.items():
+        posting = postings.get(term)
+        if not posting:
+            continue
+        if len(posting) < len(dots):
+            for sid, centroid in posting.items():
+                if sid in dots:
+                    dots[sid] += weight * centroid
+        else:
+            for sid in dots:
+                value = posting.get(sid)
+                if value:
+                    dots[sid] += weight * value
+    return dots
+
+
+def _sharing(
+    terms: Iterable[str], candidates: Sequence[int], postings: dict[str, dict[int, float]]
+) -> set[int]:
+    """The candidates whose centroid holds one of ``terms``."""
+    found: set[int] = set()
+    for term in terms:
+        posting = postings.get(term)
+        if posting:
+            found.update(sid for sid in candidates if sid in posting)
+    return found
 
 
 def _pair_with(lang: str, langs: set[str]) -> str:

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from newsdesk.cluster import BATCH, FIRST, Clusterer, ClusterParams, Item, StoryState, with_names
 from newsdesk.identity import plain_text
@@ -25,6 +25,9 @@ from newsdesk.store import Store
 from newsdesk.store.stories import PendingEntry, StoryBatch
 
 log = logging.getLogger("newsdesk.clustering")
+
+PRUNE_AFTER = timedelta(hours=12)
+"""How far the window moves on before stories behind it leave the cache."""
 
 MAX_CACHED_POSTINGS = 1_000_000
 """Beyond this many cached (term, story) weights the cache is dropped and reloaded."""
@@ -119,6 +122,9 @@ def cluster_pending(
                 # Loaded postings start at low_water: an older entry needs a fresh load.
                 clusterer.forget()
                 clusterer.documents = current[0]
+            if low_water is not None and low - low_water > PRUNE_AFTER:
+                clusterer.prune(low)
+                low_water = low
             low_water = low if low_water is None else min(low, low_water)
             _load(batch, clusterer, items, low_water)
             for item in items:
@@ -153,6 +159,11 @@ def _load(batch: StoryBatch, clusterer: Clusterer, items: Sequence[Item], low: d
         keys=keys,
         key_stories=batch.key_stories(keys),
     )
+    # A story reached by a same-article key may be older than the window the postings
+    # were loaded for: its whole centroid comes too, so that joining it stays exact.
+    keyed = clusterer.keyed_stories(keys)
+    if keyed:
+        clusterer.load(postings=batch.centroids(keyed))
     missing = clusterer.missing_stories()
     if missing:
         clusterer.load(stories=batch.states(missing), apart=batch.apart(missing))

@@ -321,7 +321,7 @@ def _words(text: str, trust_case: bool, lang: str) -> list[tuple[str, bool]]:
         if len(lowered) < 2 or lowered in STOPWORDS:
             continue
         acronym = len(word) >= 2 and word.isupper()
-        has_digit = any(c.isdigit() for c in word)
+        has_digit = not word.isalpha()  # the only non-letters a word can hold are digits
         capitalised = word[0].isupper() and not sentence_start
         if lang == "de" and capitalised and lowered.endswith(_DE_NOUN_SUFFIXES):
             capitalised = False  # every German noun has a capital: "Regierung" is no name

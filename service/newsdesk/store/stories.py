@@ -328,6 +328,16 @@ class StoryBatch:
             out.extend((r.term, r.story_id, r.weight) for r in self.conn.execute(query))
         return out
 
+    def centroids(self, story_ids: Iterable[int]) -> list[tuple[str, int, float]]:
+        """(term, story, weight): the whole centroids of these stories."""
+        out: list[tuple[str, int, float]] = []
+        for chunk in _chunks(sorted(story_ids)):
+            query = select(story_terms.c.term, story_terms.c.story_id, story_terms.c.weight).where(
+                story_terms.c.story_id.in_(chunk)
+            )
+            out.extend((r.term, r.story_id, r.weight) for r in self.conn.execute(query))
+        return out
+
     def terms_of(self, story_ids: Iterable[int]) -> set[str]:
         """Every term of these stories' centroids."""
         out: set[str] = set()
