@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 
 from conftest import write_config
 from newsdesk import jobs
@@ -27,7 +27,7 @@ from newsdesk.identity import canonical_url, content_hash
 from newsdesk.models import FeedSpec, ParsedEntry
 from newsdesk.signals import signals_of
 from newsdesk.store import Store, open_store
-from newsdesk.store.schema import stories, story_entries, story_terms
+from newsdesk.store.schema import entries, stories, story_entries, story_terms
 from test_cli import run
 
 T0 = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
@@ -143,6 +143,11 @@ def check_invariants(store: Store) -> None:
         for story_id, size, norm2 in live:
             assert sizes.get(story_id, 0) == size, f"story {story_id}"
             assert math.isclose(norms.get(story_id, 0.0), norm2, rel_tol=1e-6), story_id
+        # The flag the clustering finds pending entries by agrees with the memberships.
+        flagged = conn.execute(
+            select(func.count()).select_from(entries).where(entries.c.clustered == true())
+        ).scalar_one()
+        assert flagged == entry_count
         merged_with_members = conn.execute(
             select(func.count())
             .select_from(story_entries)

@@ -68,6 +68,9 @@ class ClusterParams:
     common_share: float = 0.05
     """Terms in more than this share of entries are too common to propose candidates
     (they still count in the similarity)."""
+    common_entries: int = 500
+    """...and so are terms in more entries than this, however large the store: the
+    window holds a few days, and a word in hundreds of stories proposes noise."""
     candidate_terms: int = 1000
     """An entry's rarest terms that propose candidate stories."""
     min_documents: int = 1000
@@ -384,7 +387,8 @@ class Clusterer:
         return (1.0 - weight) * lexical + weight * semantic
 
     def _common_df(self) -> float:
-        return max(self.params.common_share * self.documents, 20.0)
+        share = self.params.common_share * self.documents
+        return min(max(share, 20.0), self.params.common_entries)
 
     # -- second looks, at the end of a batch ---------------------------------------------
 
@@ -429,19 +433,22 @@ class Clusterer:
         ]
         centroid = {term: self.postings[term][story_id] for term in terms}
         best: tuple[float, tuple[int, int], int] | None = None
+        threshold = self.params.story_merge_threshold
+        weight = self.params.semantic_weight if self.space is not None else 0.0
         for sid, dot in _dots(centroid, candidates, self.postings).items():
             other = self.stories[sid]
+            score = dot / math.sqrt(story.norm2 * other.norm2)
+            if (1.0 - weight) * score + weight < threshold:
+                continue  # not close enough even with a perfect semantic match
             if frozenset((story_id, sid)) in self.apart or _strangers(story, other):
                 continue  # split by the curator; the same words about other people
-            score = dot / math.sqrt(story.norm2 * other.norm2)
             if self.space is not None and story.semantic_count and other.semantic_count:
                 pair = _pair_of(story, other)
                 semantic = self.space.similarity(
                     story.semantic, story.semantic_count, other.semantic, other.semantic_count, pair
                 )
-                weight = self.params.semantic_weight
                 score = (1.0 - weight) * score + weight * semantic
-            if score < self.params.story_merge_threshold:
+            if score < threshold:
                 continue
             # Highest similarity; equal ones go to the older story.
             if best is None or (-score, _age_order(sid)) < (-best[0], best[1]):

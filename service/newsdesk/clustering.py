@@ -97,7 +97,7 @@ def cluster_pending(
         embedder = Embedder()
     summary = ClusterSummary()
     clusterer = Clusterer(params)
-    version: object = None
+    version: int | None = None
     low_water: datetime | None = None
     while limit is None or summary.entries < limit:
         size = BATCH if limit is None else min(BATCH, limit - summary.entries)
@@ -106,7 +106,7 @@ def cluster_pending(
             current = batch.version()
             if current != version or clusterer.cached_postings > MAX_CACHED_POSTINGS:
                 clusterer.forget()
-                clusterer.documents = current[0]
+                clusterer.documents = batch.clustered()
                 if params.semantic:
                     clusterer.space = batch.space()
                 low_water = None
@@ -121,7 +121,6 @@ def cluster_pending(
             if low_water is not None and low < low_water:
                 # Loaded postings start at low_water: an older entry needs a fresh load.
                 clusterer.forget()
-                clusterer.documents = current[0]
             if low_water is not None and low - low_water > PRUNE_AFTER:
                 clusterer.prune(low)
                 low_water = low
@@ -139,7 +138,6 @@ def cluster_pending(
             ids = batch.write(changes, opened, now)
             clusterer.renumber(ids)
             version = batch.version()
-            clusterer.documents = version[0]
         summary.entries += len(items)
         summary.opened += len(changes.new_stories)
         summary.merged += len(changes.merges)

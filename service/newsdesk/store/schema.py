@@ -120,10 +120,13 @@ entries = Table(
     Column("updated_at", UTCDateTime),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("content_hash", String(64), nullable=False),
+    # In a story yet: the clustering takes the oldest unclustered entries by this index.
+    Column("clustered", Boolean, nullable=False, default=False),
     UniqueConstraint("feed_id", "key"),
     Index(None, "canonical_url"),
     Index(None, "published_at"),
     Index(None, "feed_id", "published_at"),
+    Index(None, "clustered", "published_at", "id"),
 )
 
 stories = Table(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    false,
     func,
     literal,
     or_,
@@ -222,6 +223,7 @@ class StoryStore:
                 )
             )
             merge_stories(conn, survivor.id, absorbed.id, now)
+            _bump_version(conn)
             return _resolve(conn, survivor.id)
 
     def split(
@@ -278,6 +280,7 @@ class StoryStore:
             conn.execute(delete(story_terms).where(story_terms.c.story_id.in_([story.id, new_id])))
             for sid in (story.id, new_id):
                 _refresh_story(conn, sid, now)
+            _bump_version(conn)
             return _resolve(conn, new_id), entry.id
 
 
@@ -287,29 +290,21 @@ class StoryBatch:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def version(self) -> tuple[int, Any]:
-        """Changes when anyone clusters or corrects: a cache older than this is stale."""
-        count = self.conn.execute(select(func.count()).select_from(story_entries)).scalar_one()
-        latest = self.conn.execute(select(func.max(stories.c.updated_at))).scalar_one()
-        return int(count), latest
+    def version(self) -> int:
+        """Moves on whenever anyone clusters or corrects: a cache older is stale."""
+        return _version(self.conn)
+
+    def clustered(self) -> int:
+        """How many entries are in a story."""
+        return int(self.conn.execute(select(func.count()).select_from(story_entries)).scalar_one())
 
     def pending(self, limit: int) -> list[PendingEntry]:
         """Entries in no story yet, oldest published first."""
-        query = (
-            _entry_texts()
-            .outerjoin(story_entries, story_entries.c.entry_id == entries.c.id)
-            .where(story_entries.c.entry_id.is_(None))
-            .limit(limit)
-        )
+        query = _entry_texts().where(entries.c.clustered == false()).limit(limit)
         return [_pending_entry(row) for row in self.conn.execute(query)]
 
     def pending_count(self) -> int:
-        query = (
-            select(func.count())
-            .select_from(entries)
-            .outerjoin(story_entries, story_entries.c.entry_id == entries.c.id)
-            .where(story_entries.c.entry_id.is_(None))
-        )
+        query = select(func.count()).select_from(entries).where(entries.c.clustered == false())
         return int(self.conn.execute(query).scalar_one())
 
     def postings(self, terms: Iterable[str], low: datetime) -> list[tuple[str, int, float]]:
@@ -474,6 +469,8 @@ class StoryBatch:
                     for a in changes.assignments
                 ],
             )
+        for chunk in _chunks([a.entry_id for a in changes.assignments]):
+            self.conn.execute(update(entries).where(entries.c.id.in_(chunk)).values(clustered=True))
         if changes.keys:
             self.conn.execute(
                 insert(entry_keys).on_conflict_do_nothing(),
@@ -494,6 +491,7 @@ class StoryBatch:
             )
         if changes.space is not None:
             self.save_space(changes.space)
+        _bump_version(self.conn)
         return ids
 
     def space(self) -> SemanticSpace:
@@ -634,6 +632,26 @@ def _add_semantic(conn: Connection, survivor: int, absorbed: int) -> None:
             semantic=to_bytes(total),
             semantic_count=rows[survivor].semantic_count + rows[absorbed].semantic_count,
         )
+    )
+
+
+VERSION = "version"
+"""The cluster_state row counting changes to the stories (its ``count``)."""
+
+
+def _version(conn: Connection) -> int:
+    query = select(cluster_state.c.count).where(cluster_state.c.name == VERSION)
+    return int(conn.execute(query).scalar_one_or_none() or 0)
+
+
+def _bump_version(conn: Connection) -> None:
+    stmt = _insert(conn)(cluster_state)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[cluster_state.c.name],
+            set_={"count": cluster_state.c.count + 1},
+        ),
+        {"name": VERSION, "count": 1, "vector": b""},
     )
 
 

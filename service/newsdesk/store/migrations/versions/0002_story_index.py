@@ -16,6 +16,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("entries") as batch:
+        batch.add_column(
+            sa.Column("clustered", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.create_index(
+        op.f("ix_entries_clustered_published_at_id"),
+        "entries",
+        ["clustered", "published_at", "id"],
+        unique=False,
+    )
     with op.batch_alter_table("feeds") as batch:
         batch.add_column(sa.Column("priority", sa.Integer(), nullable=False, server_default="0"))
     with op.batch_alter_table("stories") as batch:
@@ -106,5 +116,8 @@ def downgrade() -> None:
         batch.drop_column("langs")
         batch.drop_column("size")
         batch.drop_column("norm2")
+    op.drop_index(op.f("ix_entries_clustered_published_at_id"), table_name="entries")
+    with op.batch_alter_table("entries") as batch:
+        batch.drop_column("clustered")
     with op.batch_alter_table("feeds") as batch:
         batch.drop_column("priority")
