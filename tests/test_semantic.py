@@ -10,7 +10,7 @@ from sqlalchemy import select
 from newsdesk.cluster import ClusterParams, Item, cluster_all
 from newsdesk.clustering import cluster_pending, url_key
 from newsdesk.identity import canonical_url
-from newsdesk.semantic import Embedder, SemanticSpace, available, from_bytes, text_for
+from newsdesk.semantic import MODEL, Embedder, SemanticSpace, available, from_bytes, text_for
 from newsdesk.signals import signals_of
 from newsdesk.store import Store, open_store
 from newsdesk.store.schema import cluster_state, stories
@@ -113,7 +113,7 @@ def check_semantic_state(store: Store, *, entries: int) -> None:
         for size, blob, count in live:
             assert count == size
             assert from_bytes(blob).shape == (384,)
-        (row,) = conn.execute(select(cluster_state)).all()
+        (row,) = conn.execute(select(cluster_state).where(cluster_state.c.name == MODEL)).all()
         assert row._mapping["count"] == entries
 
 
