@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
@@ -32,6 +33,25 @@ def machine_line() -> str:
         f"Date: {date.today().isoformat()}. Machine: {os.cpu_count()} cores, {cpu}, "
         f"Python {platform.python_version()}. Code: commit {commit or 'unknown'}."
     )
+
+
+def git(*args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip()
+
+
+def code_state() -> str:
+    """The commit measured, and a digest of uncommitted changes to the package, if any."""
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    diff = git("diff", "HEAD", "--", "service") + git(
+        "ls-files", "--others", "--exclude-standard", "--", "service"
+    )
+    if not diff:
+        return f"commit {head}"
+    digest = hashlib.sha1(diff.encode()).hexdigest()[:8]
+    return f"commit {head} + uncommitted changes in service/ (diff {digest})"
 
 
 def write_section(heading: str, body: str) -> None:

@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import hashlib
 import heapq
 import io
 import itertools
@@ -102,6 +101,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import benchdoc
 import newsdesk
 from benchdoc import REPO, machine_line, write_section
 from cluster_quality import SEMEVAL, UCI, bcubed
@@ -1041,13 +1041,6 @@ def print_table(results: Sequence[SizeResult]) -> None:
 # -- plumbing --------------------------------------------------------------------------
 
 
-def git(*args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip()
-
-
 def snapshot_code(code: str, dest: Path) -> str:
     """Copy the newsdesk package as of ``code`` (``worktree`` or a git revision) into
     ``dest``; returns what was copied, for the report."""
@@ -1057,14 +1050,7 @@ def snapshot_code(code: str, dest: Path) -> str:
             dest / "newsdesk",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
-        head = git("rev-parse", "--short", "HEAD") or "unknown"
-        diff = git("diff", "HEAD", "--", "service") + git(
-            "ls-files", "--others", "--exclude-standard", "--", "service"
-        )
-        if not diff:
-            return f"commit {head}"
-        digest = hashlib.sha1(diff.encode()).hexdigest()[:8]
-        return f"commit {head} + uncommitted changes in service/ (diff {digest})"
+        return benchdoc.code_state()
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", code, "service/newsdesk"],
         capture_output=True,
@@ -1073,7 +1059,7 @@ def snapshot_code(code: str, dest: Path) -> str:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
     (dest / "service" / "newsdesk").rename(dest / "newsdesk")
-    return f"commit {git('rev-parse', '--short', code)} (`--code {code}`)"
+    return f"commit {benchdoc.git('rev-parse', '--short', code)} (`--code {code}`)"
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -72,7 +72,6 @@ from __future__ import annotations
 import argparse
 import configparser
 import contextlib
-import hashlib
 import html
 import io
 import json
@@ -1129,23 +1128,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cores (nproc), {model}, Python {platform.python_version()}"
 
 
-def _git(*args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
-    )
-    return done.stdout.strip()
-
-
-def code_state() -> str:
-    """The commit measured, and a digest of uncommitted changes to the package, if any."""
-    head = _git("rev-parse", "--short", "HEAD") or "unknown"
-    diff = _git("diff", "HEAD", "--", "service") + _git(
-        "ls-files", "--others", "--exclude-standard", "--", "service"
-    )
-    if not diff:
-        return f"commit {head}"
-    digest = hashlib.sha1(diff.encode()).hexdigest()[:8]
-    return f"commit {head} + uncommitted changes in service/ (diff {digest})"
+code_state = benchdoc.code_state
 
 
 def versions() -> str:

@@ -404,33 +404,15 @@ class StoryBatch:
             ).all()
             ids = {s.id: row.id for s, row in zip(changes.new_stories, rows, strict=True)}
         if changes.stories:
+            # Bound as "b_<column>": a bound name may not be a column's in an UPDATE.
+            columns = _story_values(changes.stories[0], now).keys()
             self.conn.execute(
                 update(stories)
-                .where(stories.c.id == bindparam("sid"))
-                .values(
-                    first_published_at=bindparam("first"),
-                    last_published_at=bindparam("last"),
-                    norm2=bindparam("n2"),
-                    size=bindparam("sz"),
-                    langs=bindparam("lg"),
-                    names=bindparam("nm"),
-                    semantic=bindparam("sem"),
-                    semantic_count=bindparam("semn"),
-                    updated_at=now,
-                ),
+                .where(stories.c.id == bindparam("b_id"))
+                .values({column: bindparam(f"b_{column}") for column in columns}),
                 [
-                    {
-                        "sid": s.id,
-                        "first": s.first,
-                        "last": s.last,
-                        "n2": s.norm2,
-                        "sz": s.size,
-                        "lg": ",".join(sorted(s.langs)),
-                        "nm": " ".join(sorted(s.names)),
-                        "sem": _semantic_bytes(s),
-                        "semn": s.semantic_count,
-                    }
-                    for s in changes.stories
+                    {f"b_{k}": v for k, v in _story_values(story, now).items()} | {"b_id": story.id}
+                    for story in changes.stories
                 ],
             )
         insert = _insert(self.conn)
