@@ -311,12 +311,23 @@ class StoryBatch:
         """(term, story, weight) for stories holding any of ``terms`` whose last entry
         is not older than ``low``."""
         out: list[tuple[str, int, float]] = []
-        for chunk in _chunks(sorted(terms)):
+        wanted = sorted(terms)
+        if not wanted:
+            return out
+        # Every story active since ``low`` has an id at least this: a bound the index
+        # (term, story_id) can use, so older postings of a term are never read.
+        first = self.conn.execute(
+            select(func.min(stories.c.id)).where(stories.c.last_published_at >= low)
+        ).scalar_one()
+        if first is None:
+            return out
+        for chunk in _chunks(wanted):
             query = (
                 select(story_terms.c.term, story_terms.c.story_id, story_terms.c.weight)
                 .join(stories, stories.c.id == story_terms.c.story_id)
                 .where(
                     story_terms.c.term.in_(chunk),
+                    story_terms.c.story_id >= first,
                     stories.c.last_published_at >= low,
                 )
             )

@@ -53,7 +53,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("story_id", "term", name=op.f("pk_story_terms")),
     )
-    op.create_index(op.f("ix_story_terms_term"), "story_terms", ["term"], unique=False)
+    op.create_index(
+        op.f("ix_story_terms_term_story_id"), "story_terms", ["term", "story_id"], unique=False
+    )
     op.create_table(
         "term_counts",
         sa.Column("term", sa.String(length=80), nullable=False),
@@ -106,7 +108,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_entry_keys_entry_id"), table_name="entry_keys")
     op.drop_table("entry_keys")
     op.drop_table("term_counts")
-    op.drop_index(op.f("ix_story_terms_term"), table_name="story_terms")
+    op.drop_index(op.f("ix_story_terms_term_story_id"), table_name="story_terms")
     op.drop_table("story_terms")
     with op.batch_alter_table("stories") as batch:
         batch.drop_column("merged_into")
