@@ -30,7 +30,6 @@ stories the curator split apart.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -791,11 +790,3 @@ def _moved(a: Assignment, old: int, new: int) -> Assignment:
 def _age_order(story_id: int) -> tuple[int, int]:
     """Stored stories (positive ids) are older than batch-opened ones (negative ids)."""
     return (0, story_id) if story_id > 0 else (1, -story_id)
-
-
-def count_terms(signals: Iterable[Signals]) -> Counter[str]:
-    """Document frequencies of ``signals``' terms."""
-    counts: Counter[str] = Counter()
-    for s in signals:
-        counts.update(s.terms.keys())
-    return counts

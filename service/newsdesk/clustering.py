@@ -17,7 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from newsdesk.cluster import BATCH, FIRST, Clusterer, ClusterParams, Item, StoryState, with_names
+from newsdesk.cluster import (
+    BATCH,
+    FIRST,
+    SAME_EVENT,
+    SAME_TEXT,
+    SAME_URL,
+    Clusterer,
+    ClusterParams,
+    Item,
+    StoryState,
+    with_names,
+)
 from newsdesk.identity import plain_text
 from newsdesk.semantic import Embedder, Vector, text_for
 from newsdesk.signals import repair_mojibake, signals_of
@@ -45,8 +56,8 @@ class ClusterSummary:
         joined = self.entries - self.opened
         return (
             f"clustered {self.entries} entries: {self.opened} new stories, {joined} joined "
-            f"({self.signals['same-url'] + self.signals['same-text']} same article, "
-            f"{self.signals['same-event']} same event), {self.merged} merges"
+            f"({self.signals[SAME_URL] + self.signals[SAME_TEXT]} same article, "
+            f"{self.signals[SAME_EVENT]} same event), {self.merged} merges"
         )
 
 
@@ -162,9 +173,7 @@ def _load(batch: StoryBatch, clusterer: Clusterer, items: Sequence[Item], low: d
     keyed = clusterer.keyed_stories(keys)
     if keyed:
         clusterer.load(postings=batch.centroids(keyed))
-    missing = clusterer.missing_stories()
-    if missing:
-        clusterer.load(stories=batch.states(missing), apart=batch.apart(missing))
+    _load_states(batch, clusterer)
 
 
 def _load_whole(
@@ -176,6 +185,11 @@ def _load_whole(
     terms = batch.terms_of(story_ids)
     wanted = {t for t in terms if t not in clusterer.df}
     clusterer.load(terms=wanted, postings=batch.postings(wanted, low), df=batch.term_counts(wanted))
+    _load_states(batch, clusterer)
+
+
+def _load_states(batch: StoryBatch, clusterer: Clusterer) -> None:
+    """The state (and curator splits) of every story the loaded rows name."""
     missing = clusterer.missing_stories()
     if missing:
         clusterer.load(stories=batch.states(missing), apart=batch.apart(missing))

@@ -18,10 +18,9 @@ from newsdesk.config import Config
 from newsdesk.errors import UsageError
 from newsdesk.identity import canonical_url, redact_url
 from newsdesk.models import Feed
-from newsdesk.ranking import Member, RankedStory, rank
+from newsdesk.ranking import RankedStory, rank
 from newsdesk.refresh import RefreshContext, RefreshSummary, refresh_feeds
 from newsdesk.store import Store, open_store
-from newsdesk.store.stories import MemberRow
 
 log = logging.getLogger("newsdesk.jobs")
 
@@ -104,7 +103,7 @@ def list_stories(
     active = store.stories.active(since, until)
     members = store.stories.members([s.id for s in active])
     ranked = rank(
-        ((s.id, [_member(m) for m in members.get(s.id, [])]) for s in active),
+        ((s.id, members.get(s.id, [])) for s in active),
         now,
         config.cluster.half_life,
     )
@@ -118,7 +117,7 @@ def show_story(config: Config, store: Store, story_id: int, *, now: datetime) ->
     members = store.stories.members([row.id]).get(row.id, [])
     if not members:
         raise UsageError(f"story {row.id} has no entries left")
-    (ranked,) = rank([(row.id, [_member(m) for m in members])], now, config.cluster.half_life)
+    (ranked,) = rank([(row.id, members)], now, config.cluster.half_life)
     return ranked
 
 
@@ -163,24 +162,6 @@ def story_json(story: RankedStory, *, every_member: bool = False) -> dict[str, A
             for m in shown
         ],
     }
-
-
-def _member(row: MemberRow) -> Member:
-    return Member(
-        entry_id=row.entry_id,
-        url=row.url,
-        title=row.title,
-        published=row.published,
-        lang=row.lang,
-        feed_name=row.feed_name,
-        feed_url=row.feed_url,
-        site_url=row.feed_site,
-        section=row.feed_section,
-        weight=row.weight,
-        priority=row.priority,
-        signal=row.signal,
-        similarity=row.similarity,
-    )
 
 
 def revive_feeds(store: Store, urls: Sequence[str], *, now: datetime) -> list[Feed]:

@@ -26,6 +26,7 @@ from sqlalchemy import (
 
 from newsdesk.cluster import CURATOR, Changes, StoryState, with_names
 from newsdesk.errors import UsageError
+from newsdesk.ranking import Member
 from newsdesk.semantic import MODEL, SemanticSpace, Vector, from_bytes, to_bytes
 from newsdesk.store.engine import write_lock
 from newsdesk.store.feeds import _insert
@@ -58,28 +59,6 @@ class PendingEntry:
     lang: str | None
     canonical_url: str | None
     published: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MemberRow:
-    """One entry of a story with its feed, as listings and ``story show`` need it."""
-
-    story_id: int
-    entry_id: int
-    url: str | None
-    title: str
-    published: datetime
-    lang: str | None
-    signal: str
-    similarity: float
-    pinned: bool
-    feed_id: int
-    feed_url: str
-    feed_name: str
-    feed_site: str | None
-    feed_section: str | None
-    weight: float
-    priority: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +121,9 @@ class StoryStore:
         with self.engine.connect() as conn:
             return [_story_row(r) for r in conn.execute(query)]
 
-    def members(self, story_ids: Sequence[int]) -> dict[int, list[MemberRow]]:
+    def members(self, story_ids: Sequence[int]) -> dict[int, list[Member]]:
         """The entries of each story with their feeds, oldest first."""
-        out: dict[int, list[MemberRow]] = defaultdict(list)
+        out: dict[int, list[Member]] = defaultdict(list)
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(story_ids)):
                 query = (
@@ -152,13 +131,11 @@ class StoryStore:
                         story_entries.c.story_id,
                         story_entries.c.signal,
                         story_entries.c.similarity,
-                        story_entries.c.pinned,
                         entries.c.id.label("entry_id"),
                         entries.c.url,
                         entries.c.title,
                         entries.c.published_at,
                         func.coalesce(entries.c.lang, feeds.c.lang).label("lang"),
-                        feeds.c.id.label("feed_id"),
                         feeds.c.url.label("feed_url"),
                         func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url).label("feed_name"),
                         feeds.c.site_url,
@@ -173,23 +150,20 @@ class StoryStore:
                 )
                 for r in conn.execute(query):
                     out[r.story_id].append(
-                        MemberRow(
-                            story_id=r.story_id,
+                        Member(
                             entry_id=r.entry_id,
                             url=r.url,
                             title=r.title,
                             published=r.published_at,
                             lang=r.lang,
-                            signal=r.signal,
-                            similarity=r.similarity,
-                            pinned=r.pinned,
-                            feed_id=r.feed_id,
-                            feed_url=r.feed_url,
                             feed_name=r.feed_name,
-                            feed_site=r.site_url,
-                            feed_section=r.section,
+                            feed_url=r.feed_url,
+                            site_url=r.site_url,
+                            section=r.section,
                             weight=r.weight,
                             priority=r.priority,
+                            signal=r.signal,
+                            similarity=r.similarity,
                         )
                     )
         return dict(out)
