@@ -201,6 +201,7 @@ class Clusterer:
         # Stories merged away -> their survivor, until the cache is dropped.
         self._merged_into: dict[int, int] = {}
         self._next_temp = -1
+        self._temp_keys: list[str] = []
         self._new: set[int] = set()
         self._dirty_stories: set[int] = set()
         self._dirty_terms: set[tuple[int, str]] = set()
@@ -307,7 +308,8 @@ class Clusterer:
         self._assignments.append(assignment)
         for key in item.keys:
             self._keys.append((key, item.entry_id))
-            self.key_story.setdefault(key, story_id)
+            if self.key_story.setdefault(key, story_id) < 0:
+                self._temp_keys.append(key)
             self._known_keys.add(key)
         return assignment
 
@@ -624,9 +626,12 @@ class Clusterer:
                 posting = self.postings[term]
                 posting[real] = posting.pop(temp)
             self._terms_of[real] = terms
-        for key, sid in self.key_story.items():
-            if sid in ids:
+        # Only keys set in this batch can name a batch-opened story.
+        for key in self._temp_keys:
+            sid = self.key_story.get(key)
+            if sid is not None and sid in ids:
                 self.key_story[key] = ids[sid]
+        self._temp_keys.clear()
         self._merged_into = {ids.get(a, a): ids.get(b, b) for a, b in self._merged_into.items()}
         for temp, real in ids.items():
             story = self.stories.pop(temp)
