@@ -36,6 +36,10 @@ LEAVES = [
     "cluster.py",
     "ranking.py",
     "semantic.py",
+    "plan.py",
+    "curate.py",
+    "render.py",
+    "message.py",
 ]
 
 

@@ -5,6 +5,7 @@ recipient, so that the CLI can print it as one line without a traceback::
 
     NewsdeskError                 base; cli.py turns it into "Error: <message>" and exit 1
     ├── ConfigError               config or picks invalid; carries every problem at once
+    ├── TemplateError             a digest template fails: "file:line: reason"
     ├── StoreError                the database cannot be opened, migrated or written
     ├── FeedError                 one feed could not be refreshed; stored on the feed row
     │   ├── FetchError            transport or HTTP failure (timeouts, 5xx, too large, ...)
@@ -34,6 +35,10 @@ class ConfigError(NewsdeskError):
 
     def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str]]]:
         return (type(self), (self.problems,))
+
+
+class TemplateError(NewsdeskError):
+    """A digest template cannot be compiled or rendered; the message names file and line."""
 
 
 class StoreError(NewsdeskError):
