@@ -42,6 +42,13 @@ def test_quick_start_runs_offline_on_the_embedded_defaults(tmp_path: Path) -> No
     assert fetched == "3 feeds: 3 ok, 0 not modified, 0 failed; 8 new entries"
     assert clustered.startswith("8 entries: ")
     assert (demo / "newsdesk.db").exists()
+    preview = run("--config", str(demo / "newsdesk.toml"), "preview")
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stderr == ""  # the demo issue is complete: no warnings
+    subject, files, *_ = preview.stdout.splitlines()
+    assert subject in readme
+    assert files.endswith(" KB HTML, 8 items in 5 sections)")
+    assert (demo / "preview" / "issue.html").exists()
 
     # The Musk bid is in all three sample feeds, one of them German: one story.
     stories = run(
@@ -83,7 +90,11 @@ def test_config_path_comes_from_the_environment(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
     result = CliRunner().invoke(cli, ["check"], env={"NEWSDESK_CONFIG": str(path)})
     assert result.exit_code == 0
-    assert result.output == f"{path}: ok (0 feeds, 0 sections)\n"
+    assert result.output == (
+        f"{path}: ok (0 feeds, 0 sections)\n"
+        f"{tmp_path / 'picks.toml'}: ok (0 picks)\n"
+        "templates: ok (the next issue renders)\n"
+    )
 
 
 def test_usage_errors_exit_2() -> None:

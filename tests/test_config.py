@@ -24,7 +24,15 @@ def problems(path: Path, env: dict[str, str] | None = None) -> list[str]:
 def test_the_documented_example_is_valid() -> None:
     config = load_config(EXAMPLE, {})
     assert config.feeds[0].url == "https://example.org/feed.xml"
-    assert [s.id for s in config.sections] == ["lead", "news"]
+    assert [s.id for s in config.sections] == [
+        "lead",
+        "photo",
+        "second",
+        "tools",
+        "news",
+        "background",
+    ]
+    assert config.digest.picks == EXAMPLE.parent / "picks.toml"
 
 
 def test_every_key_is_documented_in_the_example() -> None:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from newsdesk import __version__, jobs
+from newsdesk import __version__, compose, jobs
 from newsdesk.config import Config, config_path, load_config
 from newsdesk.config_values import read_duration
 from newsdesk.errors import ConfigError, NewsdeskError, UsageError
@@ -145,10 +145,19 @@ def _copy_tree(source: Any, target: Path, *, force: bool) -> list[Path]:
 @cli.command()
 @pass_ctx
 def check(ctx: Context) -> None:
-    """Validate the configuration; print every problem as file: key: reason."""
+    """Validate config, picks and templates (rendering the next issue once).
+
+    Every problem is printed as file: key: reason, or template-file:line: reason.
+    """
     with _user_errors():
         config = ctx.config
         click.echo(f"{ctx.path}: ok ({len(config.feeds)} feeds, {len(config.sections)} sections)")
+        picks = compose.issue_picks(config)
+        click.echo(f"{picks.path}: ok ({len(picks.picks)} picks)")
+        warnings = compose.check_digest(config, ctx.store, now=jobs.utcnow())
+        click.echo("templates: ok (the next issue renders)")
+        for warning in warnings:
+            click.echo(f"Warning: {warning}", err=True)
 
 
 # -- feeds ------------------------------------------------------------------------------
@@ -347,7 +356,7 @@ def stories(ctx: Context, since: str, until: str | None, limit: int, as_json: bo
         low = parse_when(since, now=now, timezone=tz, option="--since")
         high = parse_when(until, now=now, timezone=tz, option="--until") if until else now
         ranked = jobs.list_stories(
-            ctx.config, ctx.store, now=now, since=low, until=high, limit=limit
+            ctx.config, ctx.store, now=now, since=low, until=high, limit=limit, hide=_hidden(ctx)
         )
         if as_json:
             click.echo(json.dumps([jobs.story_json(r) for r in ranked], indent=2))
@@ -361,6 +370,15 @@ def stories(ctx: Context, since: str, until: str | None, limit: int, as_json: bo
                 f"{r.id:>6}  {r.score:>6.3g}  {len(r.read_on):>7}  "
                 f"{r.last.strftime('%Y-%m-%d %H:%M'):<16}  {_clip(r.title, 80)}"
             )
+
+
+def _hidden(ctx: Context) -> frozenset[int]:
+    """Stories that are not candidates; a broken picks file hides only the sent ones."""
+    try:
+        return compose.hidden_stories(ctx.config, ctx.store)
+    except ConfigError as exc:
+        click.echo(f"Warning: skip tags not applied: {exc.problems[0]}", err=True)
+        return ctx.store.issues.sent_story_ids()
 
 
 @cli.group()
@@ -415,6 +433,65 @@ def story_split(ctx: Context, story_id: int, url: str) -> None:
     with _user_errors():
         new_id = jobs.split_story(ctx.store, story_id, url, now=jobs.utcnow())
         click.echo(f"moved {url} to new story {new_id}")
+
+
+# -- the issue ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("target", metavar="STORY")
+@click.option("--section", metavar="S", help="Section id (default: the story's feed section).")
+@click.option("--tag", "tags", multiple=True, metavar="T", help="Tag (repeatable).")
+@click.option("--note", default="", metavar="TEXT", help="Your text shown with the story.")
+@click.option("--headline", default="", help="Headline (required when STORY is a URL).")
+@pass_ctx
+def pick(
+    ctx: Context, target: str, section: str | None, tags: tuple[str, ...], note: str, headline: str
+) -> None:
+    """Add STORY (an id from `newsdesk stories`, or a URL) to the picks file.
+
+    The file keeps its comments and layout; the pick is appended at its end.
+    """
+    with _user_errors():
+        line = compose.pick_story(
+            ctx.config,
+            ctx.store,
+            target,
+            section=section,
+            tags=tags,
+            note=note,
+            headline=headline,
+            now=jobs.utcnow(),
+        )
+        click.echo(line)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for issue.html, issue.txt and issue.eml (default: preview/ beside the config).",
+)
+@pass_ctx
+def preview(ctx: Context, out: Path | None) -> None:
+    """Render the next issue to files, with every warning the curator should see."""
+    with _user_errors():
+        now = jobs.utcnow()
+        composed = compose.compose(ctx.config, ctx.store, now=now)
+        files = compose.write_preview(
+            ctx.config, composed, out or ctx.config.base_dir / "preview", now=now
+        )
+        plan = composed.plan
+        items = sum(s.count for s in plan.sections)
+        click.echo(f"subject: {plan.subject}")
+        click.echo(
+            f"{files.html} ({files.size / 1024:.1f} KB HTML, {items} items in "
+            f"{sum(1 for s in plan.sections if not s.empty)} sections)"
+        )
+        click.echo(f"{files.text}\n{files.eml}")
+        for warning in files.warnings:
+            click.echo(f"Warning: {warning}", err=True)
 
 
 def parse_when(value: str, *, now: datetime, timezone: str, option: str) -> datetime:

@@ -17,7 +17,7 @@ import contextlib
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,13 +43,14 @@ from newsdesk.config_values import (
     read_timezone,
 )
 from newsdesk.errors import ConfigError
+from newsdesk.labels import label_keys
 from newsdesk.models import FeedSpec, FetchSettings
+from newsdesk.plan import AUTO_KINDS, SECTION_KINDS, SectionConfig
 from newsdesk.semantic import available as semantic_available
 
 T = TypeVar("T")
 
 DEFAULT_CONFIG = Path("config/newsdesk.toml")
-SECTION_KINDS = ("featured", "list", "photo", "tools", "background")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,22 @@ class NewsletterConfig:
     sender: str = "newsdesk <newsdesk@localhost>"
     base_url: str = "http://127.0.0.1:8080"
     schedule: str = "0 7 * * mon"
+    lookback: timedelta = timedelta(days=7)
+    """Candidate stories are those with an entry published this long before composing."""
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    picks: Path = Path("picks.toml")
+    """The curator's picks for the next issue."""
+    templates: Path | None = None
+    """A folder whose templates replace the shipped ones of the same name."""
+    archive: Path = Path("archive")
+    """Sent issues as HTML, with index.html and feed.atom."""
+    issues: Path = Path("issues")
+    """Where the picks file of each sent issue is kept (``issues/2026-12-07.toml``)."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """``[labels]`` overrides of the template strings."""
 
 
 @dataclass(frozen=True)
@@ -92,15 +109,6 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
-class SectionConfig:
-    id: str
-    title: str
-    kind: str = "list"
-    auto: int = 0
-    min_items: int = 0
-
-
-@dataclass(frozen=True)
 class ClusterConfig:
     params: ClusterParams = field(default_factory=ClusterParams)
     half_life: timedelta = timedelta(hours=72)
@@ -121,7 +129,9 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     sections: tuple[SectionConfig, ...] = ()
+    """As declared; :attr:`digest_sections` falls back to a lead and a news section."""
     feeds: tuple[FeedSpec, ...] = ()
+    digest: DigestConfig = field(default_factory=DigestConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -129,6 +139,17 @@ class Config:
     def base_dir(self) -> Path:
         """Relative paths in the config (store, outbox, samples) are relative to this."""
         return self.path.parent
+
+    @property
+    def digest_sections(self) -> tuple[SectionConfig, ...]:
+        """The sections of an issue: as declared, else one lead story and the top news."""
+        return self.sections or DEFAULT_SECTIONS
+
+
+DEFAULT_SECTIONS = (
+    SectionConfig(id="lead", title="Top story", kind="featured", auto=1),
+    SectionConfig(id="news", title="News", kind="list", auto=10),
+)
 
 
 def config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
@@ -138,7 +159,7 @@ def config_path(cli_value: str | None, env: Mapping[str, str]) -> Path:
 
 def known_keys() -> set[str]:
     """Every key newsdesk.toml may hold, as ``fetch.interval`` or ``feed[1].url``."""
-    validator = _Validator(Path("newsdesk.toml"), {})
+    validator = Validator(Path("newsdesk.toml"), {})
     # The empty blocks lack their required keys; only the keys asked for matter here.
     with contextlib.suppress(ConfigError):
         validator.config({"section": [{}], "feed": [{}]})
@@ -157,10 +178,10 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: invalid TOML: {exc}"]) from None
-    return _Validator(path, env).config(raw)
+    return Validator(path, env).config(raw)
 
 
-class _Validator:
+class Validator:
     """Walks the raw TOML once, collecting every problem instead of stopping at the first."""
 
     def __init__(self, path: Path, env: Mapping[str, str]) -> None:
@@ -176,7 +197,7 @@ class _Validator:
         self.problems.append(f"{source}: {reason}")
 
     def config(self, raw: dict[str, Any]) -> Config:
-        root = _Table(self, raw, "", env_prefix="NEWSDESK")
+        root = Table(self, raw, "", env_prefix="NEWSDESK")
         newsletter = self.newsletter(root.table("newsletter"))
         store = root.table("store")
         store_url = store.get("url", read_nonempty, "sqlite:///newsdesk.db")
@@ -186,6 +207,7 @@ class _Validator:
         sections = tuple(self.section(t) for t in root.array("section"))
         feeds = tuple(self.feed(t, fetch) for t in root.array("feed"))
         cluster = self.cluster(root.table("cluster"))
+        digest = self.digest(root.table("digest"), root.table("labels"))
         log = root.table("log")
         log_config = LogConfig(
             level=log.get("level", read_choice("debug", "info", "warning", "error"), "info"),
@@ -204,11 +226,12 @@ class _Validator:
             mail=mail,
             sections=sections,
             feeds=feeds,
+            digest=digest,
             cluster=cluster,
             log=log_config,
         )
 
-    def newsletter(self, t: _Table) -> NewsletterConfig:
+    def newsletter(self, t: Table) -> NewsletterConfig:
         d = NewsletterConfig()
         result = NewsletterConfig(
             name=t.get("name", read_nonempty, d.name),
@@ -217,11 +240,14 @@ class _Validator:
             sender=t.get("sender", read_address, d.sender),
             base_url=t.get("base_url", read_http_url, d.base_url),
             schedule=t.get("schedule", read_cron, d.schedule),
+            lookback=t.get(
+                "lookback", read_duration(timedelta(hours=1), timedelta(days=366)), d.lookback
+            ),
         )
         t.done()
         return result
 
-    def fetch(self, t: _Table) -> FetchConfig:
+    def fetch(self, t: Table) -> FetchConfig:
         d, s = FetchConfig(), FetchSettings()
         minute, week = timedelta(minutes=1), timedelta(days=7)
         timeout = read_duration(timedelta(seconds=1), timedelta(hours=1))
@@ -256,7 +282,7 @@ class _Validator:
         t.done()
         return result
 
-    def cluster(self, t: _Table) -> ClusterConfig:
+    def cluster(self, t: Table) -> ClusterConfig:
         mode = t.get("semantic", read_choice("off", "e5"), "off")
         if mode == "e5" and (problem := semantic_available()):
             self.problem(t.where("semantic"), problem)
@@ -280,7 +306,23 @@ class _Validator:
         t.done()
         return ClusterConfig(params=params, half_life=half_life)
 
-    def mail(self, t: _Table) -> MailConfig:
+    def digest(self, t: Table, labels: Table) -> DigestConfig:
+        base = self.path.parent
+        templates = t.get("templates", read_str, "")
+        if templates and not (base / templates).is_dir():
+            self.problem(t.where("templates"), f"{base / templates}: not a folder")
+        result = DigestConfig(
+            picks=base / t.get("picks", read_nonempty, "picks.toml"),
+            templates=base / templates if templates else None,
+            archive=base / t.get("archive", read_nonempty, "archive"),
+            issues=base / t.get("issues", read_nonempty, "issues"),
+            labels=tuple((key, labels.get(key, read_nonempty, "")) for key in sorted(label_keys())),
+        )
+        t.done()
+        labels.done()
+        return replace(result, labels=tuple((k, v) for k, v in result.labels if v))
+
+    def mail(self, t: Table) -> MailConfig:
         transport = t.get("transport", read_choice("outbox", "smtp"), "outbox")
         outbox = Path(t.get("outbox", read_nonempty, "outbox"))
         st = t.table("smtp")
@@ -308,7 +350,7 @@ class _Validator:
         t.done()
         return MailConfig(transport=transport, outbox=self.path.parent / outbox, smtp=smtp)
 
-    def section(self, t: _Table) -> SectionConfig:
+    def section(self, t: Table) -> SectionConfig:
         result = SectionConfig(
             id=t.get("id", read_nonempty, None, required=True) or "",
             title=t.get("title", read_nonempty, None, required=True) or "",
@@ -316,10 +358,16 @@ class _Validator:
             auto=t.get("auto", read_int(0, 100), 0),
             min_items=t.get("min_items", read_int(0, 100), 0),
         )
+        if result.auto and result.kind not in AUTO_KINDS:
+            self.problem(
+                t.where("auto"),
+                f"a {result.kind} section is filled by picks only; auto needs kind "
+                + " or ".join(repr(k) for k in AUTO_KINDS),
+            )
         t.done()
         return result
 
-    def feed(self, t: _Table, fetch: FetchConfig) -> FeedSpec:
+    def feed(self, t: Table, fetch: FetchConfig) -> FeedSpec:
         url = t.get("url", read_feed_url, None, required=True) or ""
         if url.lower().startswith("file:") and not fetch.allow_local_files:
             self.problem(t.where("url"), "file: URLs need fetch.allow_local_files = true")
@@ -362,10 +410,10 @@ class _Validator:
             return ""
 
 
-class _Table:
+class Table:
     """One TOML table being validated: typed gets, env overrides, unknown-key detection."""
 
-    def __init__(self, v: _Validator, raw: Any, where: str, env_prefix: str | None = None) -> None:
+    def __init__(self, v: Validator, raw: Any, where: str, env_prefix: str | None = None) -> None:
         self.v = v
         self.where_prefix = where
         # Arrays of tables (feed[3]) have no env overrides: there is no stable name for them.
@@ -422,18 +470,18 @@ class _Table:
             self.v.problem(where, str(exc))
             return default
 
-    def table(self, key: str) -> _Table:
+    def table(self, key: str) -> Table:
         self.used.add(key)
         prefix = self.env_name(key)
-        return _Table(self.v, self.raw.get(key, {}), self.where(key), env_prefix=prefix)
+        return Table(self.v, self.raw.get(key, {}), self.where(key), env_prefix=prefix)
 
-    def array(self, key: str) -> list[_Table]:
+    def array(self, key: str) -> list[Table]:
         self.used.add(key)
         raw = self.raw.get(key, [])
         if not isinstance(raw, list):
             self.v.problem(self.where(key), f"expected [[{key}]] blocks")
             return []
-        return [_Table(self.v, item, f"{key}[{i}]") for i, item in enumerate(raw, 1)]
+        return [Table(self.v, item, f"{key}[{i}]") for i, item in enumerate(raw, 1)]
 
     def done(self) -> None:
         for key in self.raw:

@@ -95,12 +95,13 @@ def list_stories(
     since: datetime,
     until: datetime,
     limit: int | None = None,
+    hide: frozenset[int] = frozenset(),
 ) -> list[RankedStory]:
     """Candidate stories with an entry published in [since, until], best first."""
     if since > until:
         raise UsageError(f"--since ({iso(since)}) is after --until ({iso(until)})")
     cluster_stories(config, store, now=now)
-    active = store.stories.active(since, until)
+    active = [s for s in store.stories.active(since, until) if s.id not in hide]
     members = store.stories.members([s.id for s in active])
     ranked = rank(
         ((s.id, members.get(s.id, [])) for s in active),

@@ -1,7 +1,7 @@
 """The store: the only user of SQLAlchemy. SQLite by default, PostgreSQL by URL.
 
 ``open_store(url)`` migrates and returns a :class:`Store`, whose parts are named for
-what they hold: ``store.feeds``, ``store.entries``, ``store.stories``.
+what they hold: ``store.feeds``, ``store.entries``, ``store.stories``, ``store.issues``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from newsdesk.models import FeedCheck, ParsedEntry
 from newsdesk.store.engine import create_store_engine, pending_migrations, upgrade
 from newsdesk.store.entries import EntryStore, insert_new
 from newsdesk.store.feeds import FeedStore, mark_success
+from newsdesk.store.issues import IssueStore
 from newsdesk.store.stories import StoryStore
 
 __all__ = ["Store", "open_store"]
@@ -27,6 +28,7 @@ class Store:
         self.feeds = FeedStore(engine)
         self.entries = EntryStore(engine)
         self.stories = StoryStore(engine)
+        self.issues = IssueStore(engine)
 
     @property
     def dialect(self) -> str:

@@ -37,6 +37,19 @@ class EntryStore:
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
+    def summaries(self, entry_ids: Sequence[int]) -> dict[int, str]:
+        """Entry id -> its summary (sanitised HTML), else the start of its content."""
+        out: dict[int, str] = {}
+        ids = sorted(set(entry_ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = select(entries.c.id, entries.c.summary, entries.c.content).where(
+                    entries.c.id.in_(ids[start : start + 500])
+                )
+                for r in conn.execute(query):
+                    out[r.id] = r.summary or (r.content or "")[:4000]
+        return out
+
     def count(self, feed_id: int | None = None) -> int:
         query = select(func.count()).select_from(entries)
         if feed_id is not None:

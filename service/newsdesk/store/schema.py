@@ -224,6 +224,7 @@ issues = Table(
     # One issue per schedule slot (e.g. "2026-11-23T07:00+01:00"), even with two senders.
     Column("slot", String(64), nullable=False, unique=True),
     Column("subject", Text, nullable=False, default=""),
+    Column("preheader", Text, nullable=False, default=""),
     Column("status", String(20), nullable=False, default="draft"),
     Column("html", Text),
     Column("text", Text),
