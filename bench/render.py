@@ -16,6 +16,11 @@ What it measures, in one invocation (``python bench/render.py``, defaults shown)
    serialising the final HTML once: the floor of any DOM-based inliner, the physical
    reference premailer is compared to.
 
+4. **The command** - ``newsdesk preview`` on the demo that ``newsdesk init`` writes (after
+   one ``run --once``), ``--runs`` times as a subprocess: everything a curator waits for
+   (interpreter, imports, opening the store, the clustering check, curation, rendering,
+   writing issue.html/.txt/.eml).
+
 Medians are reported. The HTML size is reported against ``HTML_SIZE_LIMIT``. Writes the
 "Rendering" section of docs/benchmarks.md (``--no-doc`` to skip). Takes ~15 s.
 """
@@ -27,6 +32,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -86,6 +92,22 @@ def cold_runs(runs: int) -> dict[str, float]:
     return medians
 
 
+def command_runs(runs: int) -> float:
+    """Median wall time of ``newsdesk preview`` on a fresh demo."""
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = Path(tmp) / "demo"
+        newsdesk = [sys.executable, "-m", "newsdesk"]
+        subprocess.run([*newsdesk, "init", str(demo)], check=True, capture_output=True)
+        config = ["--config", str(demo / "newsdesk.toml")]
+        subprocess.run([*newsdesk, *config, "run", "--once"], check=True, capture_output=True)
+        walls = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run([*newsdesk, *config, "preview"], check=True, capture_output=True)
+            walls.append(time.perf_counter() - start)
+    return statistics.median(walls)
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
 
@@ -99,6 +121,7 @@ def main() -> None:
 
     plan = sample_plan("de")
     cold = cold_runs(args.runs)
+    command = command_runs(args.runs)
 
     renderer = Renderer(language="de", labels=load_labels("de"))
     construct = median_time(lambda: Renderer(language="de", labels=load_labels("de")), args.repeat)
@@ -129,6 +152,7 @@ def main() -> None:
 
     size, text_size = issue.size, len(issue.text.encode())
     rows = [
+        ("`newsdesk preview` on the demo: the whole command", command),
         ("cold preview: process wall (interpreter start included)", cold["process"]),
         ("cold preview: imports (Jinja2, premailer, cssutils, lxml, Babel)", cold["import"]),
         ("cold preview: Renderer()", cold["construct"]),
@@ -149,7 +173,7 @@ def main() -> None:
     versions = ", ".join(
         f"{name} {version(name)}" for name in ("Jinja2", "premailer", "cssutils", "lxml", "Babel")
     )
-    fast = "yes" if cold["process"] < TARGET_S else "no"
+    fast = "yes" if command < TARGET_S else "no"
     small = "yes" if size < HTML_SIZE_LIMIT else "no"
     jinja = jinja_html + jinja_text
     reading = "\n".join(
@@ -159,6 +183,9 @@ def main() -> None:
             f"{inline / lxml_floor:.0f}x the time lxml needs to parse and serialise the same "
             f"HTML once ({ms(lxml_floor)}): it matches every CSS rule against the tree and "
             "re-serialises each declaration through cssutils.",
+            f"- The `newsdesk preview` command takes {ms(command)} in all, "
+            f"{command / TARGET_S:.0%} of the 1 s budget; the render's own cold share "
+            "follows.",
             f"- Cold, {ms(cold['import'])} of the {ms(cold['total'])} inside the process are "
             f"imports and {ms(cold['render'])} the first render (compiling the templates, "
             "parsing the stylesheet); with interpreter start the preview takes "
@@ -179,7 +206,8 @@ python bench/render.py
   paragraphs, 3 bullets and 7 "Read on" links; photo; second story; 5 tools; 12 short
   news; an explainer with 3 sources).
 - Cold: {args.runs} fresh processes, each importing `newsdesk.render`, building a
-  `Renderer` and rendering once (what a preview pays); warm: one `Renderer`, `issue()`
+  `Renderer` and rendering once (the render's share of a preview); the command: the
+  demo's `newsdesk preview` as a subprocess; warm: one `Renderer`, `issue()`
   {args.repeat} times, interleaved with the parts below. Medians. The machine is shared.
 
 | step | median |
@@ -188,7 +216,7 @@ python bench/render.py
 
 | target | measured | met |
 |---|---|---|
-| full issue previews in < {TARGET_S:.0f} s (cold process) | {ms(cold["process"])} | {fast} |
+| a full issue previews in < {TARGET_S:.0f} s (`newsdesk preview`) | {ms(command)} | {fast} |
 | HTML part < {HTML_SIZE_LIMIT // 1024} KB (Gmail clips at ~102 KB) | {size:,} bytes | {small} |
 
 Reading:

@@ -47,6 +47,34 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
     assert store.pending_migrations() == []
 
 
+def test_the_fast_schema_check_knows_alembics_head() -> None:
+    """open_store skips importing alembic when the schema is at HEAD: HEAD must be real."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from newsdesk.store.engine import HEAD, MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [HEAD]
+
+
+def test_an_old_schema_is_upgraded_on_open(store_url: str) -> None:
+    from alembic import command
+
+    from newsdesk.store.engine import _alembic_config
+
+    first = open_store(store_url)
+    with first.engine.connect() as conn:
+        command.downgrade(_alembic_config(conn), "0002")
+        conn.commit()
+    assert first.pending_migrations() == ["0003"]
+    first.close()
+    again = open_store(store_url)
+    assert again.pending_migrations() == []
+    again.close()
+
+
 def test_opening_twice_migrates_once(store_url: str) -> None:
     open_store(store_url).close()
     again = open_store(store_url)

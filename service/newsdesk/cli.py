@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -27,8 +27,10 @@ from newsdesk.errors import ConfigError, NewsdeskError, UsageError
 from newsdesk.identity import redact_url
 from newsdesk.logs import setup_logging
 from newsdesk.models import Feed, FeedSpec
-from newsdesk.refresh import RefreshSummary
 from newsdesk.store import Store
+
+if TYPE_CHECKING:
+    from newsdesk.refresh import RefreshSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsdesk.clustering import ClusterSummary, cluster_pending
 from newsdesk.config import Config
@@ -19,8 +19,10 @@ from newsdesk.errors import UsageError
 from newsdesk.identity import canonical_url, redact_url
 from newsdesk.models import Feed
 from newsdesk.ranking import RankedStory, rank
-from newsdesk.refresh import RefreshContext, RefreshSummary, refresh_feeds
 from newsdesk.store import Store, open_store
+
+if TYPE_CHECKING:  # the fetcher (httpx) is imported when a round runs, not for every command
+    from newsdesk.refresh import RefreshSummary
 
 log = logging.getLogger("newsdesk.jobs")
 
@@ -60,6 +62,8 @@ def fetch_feeds(
     on_feed_done: Callable[[Feed], None] | None = None,
 ) -> RefreshSummary:
     """One fetch round over ``feeds`` (steps 3-6 of the flow in DESIGN.md)."""
+    from newsdesk.refresh import RefreshContext, refresh_feeds
+
     ctx = RefreshContext(store=store, fetch=config.fetch, clock=clock, base_dir=config.base_dir)
     return asyncio.run(refresh_feeds(ctx, feeds, on_feed_done=on_feed_done))
 

@@ -6,18 +6,26 @@ import contextlib
 import fcntl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from newsdesk.errors import StoreError
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+HEAD = max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+"""The newest revision: revisions are numbered like their files (``0003_issue_archive.py``
+is revision ``0003``), one after the other (a test holds alembic to it)."""
 # Advisory lock key for migrations on PostgreSQL ("newsdesk" in ASCII, as a number).
 MIGRATION_LOCK = 0x6E657773646573
 
@@ -64,6 +72,8 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 
 def _alembic_config(connection: Any) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -72,6 +82,10 @@ def _alembic_config(connection: Any) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration."""
+    if _is_current(engine):
+        return  # the common case, without importing alembic (a fifth of a command's start)
+    from alembic import command
+
     try:
         with _sqlite_file_lock(engine), engine.connect() as connection:
             _lock_for_migration(connection)
@@ -126,6 +140,16 @@ def _lock_for_migration(connection: Connection) -> None:
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%(key)s)", {"key": MIGRATION_LOCK})
 
 
+def _is_current(engine: Engine) -> bool:
+    """The store's schema is at :data:`HEAD` (False when unsure: the upgrade decides)."""
+    try:
+        with engine.connect() as connection:
+            current = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except DBAPIError:
+        return False  # no alembic_version table yet, or the server says why in upgrade()
+    return [row[0] for row in current] == [HEAD]
+
+
 def pending_migrations(engine: Engine) -> list[str]:
     """Revisions not yet applied (empty when the schema is current)."""
     try:
@@ -137,6 +161,9 @@ def pending_migrations(engine: Engine) -> list[str]:
 
 
 def _pending(engine: Engine) -> list[str]:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
         script = ScriptDirectory.from_config(_alembic_config(connection))
