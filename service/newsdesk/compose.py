@@ -170,11 +170,13 @@ def write_preview(
     out.mkdir(parents=True, exist_ok=True)
     r = composed.rendered
     sender = config.newsletter.sender
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    name, address = parseaddr(sender)
+    domain = address.rpartition("@")[2] or "localhost"
     message = build_message(
         subject=r.subject,
         sender=sender,
-        to=sender,
+        to=address,
+        to_name=name,
         text=r.text,
         html=r.html,
         date=now,

@@ -106,6 +106,29 @@ class MailConfig:
     transport: str = "outbox"
     outbox: Path = Path("outbox")
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    signing_keys_file: Path = Path("newsdesk.keys")
+    """Keys that sign unsubscribe links and Message-IDs; created on first use."""
+    signing_keys: str = field(default="", repr=False)
+    """The keys themselves, from NEWSDESK_MAIL_SIGNING_KEYS (wins over the file)."""
+    unsubscribe_mailto: str = ""
+    """Address of the mailto: List-Unsubscribe; empty: the sender's address."""
+    rate_limit: float = 0.0
+    """Messages per second at most; 0: as fast as the server takes them."""
+    retries: int = 3
+    """Attempts after a temporary (4xx) failure, with exponential backoff."""
+    retry_backoff: timedelta = timedelta(seconds=2)
+    max_failures: int = 10
+    """Failures in a row after which a send pauses (the server is likely refusing us)."""
+    unknown: str = "resend"
+    """Messages whose fate a crash hid: "resend" (same Message-ID) or "hold"."""
+    greeting: bool = False
+    """Start each message with the greeting label and the subscriber's name."""
+
+
+@dataclass(frozen=True)
+class SubscribersConfig:
+    file: Path | None = None
+    """A CSV of subscribers synced on each send (unsubscribes and bounces win)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +155,7 @@ class Config:
     """As declared; :attr:`digest_sections` falls back to a lead and a news section."""
     feeds: tuple[FeedSpec, ...] = ()
     digest: DigestConfig = field(default_factory=DigestConfig)
+    subscribers: SubscribersConfig = field(default_factory=SubscribersConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -208,6 +232,12 @@ class Validator:
         feeds = tuple(self.feed(t, fetch) for t in root.array("feed"))
         cluster = self.cluster(root.table("cluster"))
         digest = self.digest(root.table("digest"), root.table("labels"))
+        subscribers_table = root.table("subscribers")
+        subscribers_file = subscribers_table.get("file", read_str, "")
+        subscribers_table.done()
+        subscribers = SubscribersConfig(
+            file=self.path.parent / subscribers_file if subscribers_file else None
+        )
         log = root.table("log")
         log_config = LogConfig(
             level=log.get("level", read_choice("debug", "info", "warning", "error"), "info"),
@@ -227,6 +257,7 @@ class Validator:
             sections=sections,
             feeds=feeds,
             digest=digest,
+            subscribers=subscribers,
             cluster=cluster,
             log=log_config,
         )
@@ -347,8 +378,35 @@ class Validator:
             timeout=st.get("timeout", read_duration(timedelta(seconds=1)), d.timeout),
         )
         st.done()
+        if "signing_keys" in t.raw:
+            self.problem(
+                t.where("signing_keys"),
+                "secrets are not read from newsdesk.toml: set NEWSDESK_MAIL_SIGNING_KEYS "
+                "or point mail.signing_keys_file at a file",
+            )
+            t.used.add("signing_keys")
+        md = MailConfig()
+        result = MailConfig(
+            transport=transport,
+            outbox=self.path.parent / outbox,
+            smtp=smtp,
+            signing_keys_file=self.path.parent
+            / t.get("signing_keys_file", read_nonempty, str(md.signing_keys_file)),
+            signing_keys=t.env_value("signing_keys") or "",
+            unsubscribe_mailto=t.get("unsubscribe_mailto", read_str, ""),
+            rate_limit=t.get("rate_limit", read_float(0.0, 10_000.0), md.rate_limit),
+            retries=t.get("retries", read_int(0, 20), md.retries),
+            retry_backoff=t.get(
+                "retry_backoff",
+                read_duration(timedelta(0), timedelta(minutes=10)),
+                md.retry_backoff,
+            ),
+            max_failures=t.get("max_failures", read_int(1, 100_000), md.max_failures),
+            unknown=t.get("unknown", read_choice("resend", "hold"), md.unknown),
+            greeting=t.get("greeting", read_bool, md.greeting),
+        )
         t.done()
-        return MailConfig(transport=transport, outbox=self.path.parent / outbox, smtp=smtp)
+        return result
 
     def section(self, t: Table) -> SectionConfig:
         result = SectionConfig(
