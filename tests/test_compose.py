@@ -147,8 +147,9 @@ def test_preview_writes_html_text_and_a_well_formed_email(demo: Path, tmp_path: 
     assert msg.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     parts = list(msg.iter_parts())
-    assert parts[0].get_content() == text
-    assert parts[1].get_content() == html
+    # On the wire, lines end in CRLF (RFC 5322).
+    assert parts[0].get_content().replace("\r\n", "\n") == text
+    assert parts[1].get_content().replace("\r\n", "\n") == html
 
 
 def test_pick_adds_to_the_picks_file_and_the_issue_follows(demo: Path, tmp_path: Path) -> None:
