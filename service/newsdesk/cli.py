@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from newsdesk import __version__, compose, jobs
+from newsdesk import __version__, compose, delivery, jobs
 from newsdesk.config import Config, config_path, load_config
 from newsdesk.config_values import read_duration
 from newsdesk.errors import ConfigError, NewsdeskError, UsageError
@@ -330,6 +330,111 @@ def _print_feed_table(listed: list[Feed]) -> None:
             click.echo(f"{'':<33}{f.last_error}")
 
 
+# -- subscribers ------------------------------------------------------------------------
+
+
+@cli.group()
+def subscribers() -> None:
+    """List, add, remove, import and export subscribers."""
+
+
+@subscribers.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "unsubscribed", "bounced"]),
+    help="Only subscribers with this status.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+def subscribers_list(ctx: Context, status: str | None, as_json: bool) -> None:
+    """Every subscriber by address, with status and where the address came from."""
+    with _user_errors():
+        listed = ctx.store.subscribers.listed(status)
+        if as_json:
+            rows = [
+                {
+                    "id": s.id,
+                    "email": s.email,
+                    "name": s.name,
+                    "language": s.language,
+                    "status": s.status,
+                    "source": s.source,
+                    "created_at": jobs.iso(s.created_at),
+                    "updated_at": jobs.iso(s.updated_at),
+                }
+                for s in listed
+            ]
+            click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+            return
+        if not listed:
+            click.echo("no subscribers" + (f" with status {status}" if status else ""))
+            return
+        click.echo(f"{'STATUS':<12} {'LANG':<5} {'SOURCE':<7} EMAIL")
+        for s in listed:
+            name = f"  ({s.name})" if s.name else ""
+            click.echo(f"{s.status:<12} {s.language or '-':<5} {s.source:<7} {s.email}{name}")
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", help="Name for the To: header (and the greeting).")
+@click.option("--language", metavar="L", help="Language code like de or en.")
+@click.option("--resubscribe", is_flag=True, help="Subscribe an address that unsubscribed.")
+@pass_ctx
+def subscribers_add(
+    ctx: Context, email: str, name: str | None, language: str | None, resubscribe: bool
+) -> None:
+    """Subscribe EMAIL. One that unsubscribed or bounced needs --resubscribe."""
+    with _user_errors():
+        added = ctx.store.subscribers.add(
+            email, name=name, language=language, resubscribe=resubscribe, now=jobs.utcnow()
+        )
+        click.echo(f"added {added.email}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@pass_ctx
+def subscribers_remove(ctx: Context, email: str) -> None:
+    """Unsubscribe EMAIL (the record is kept, so no import subscribes it again)."""
+    with _user_errors():
+        before = ctx.store.subscribers.get(email)
+        removed = ctx.store.subscribers.remove(email, now=jobs.utcnow())
+        if before is not None and before.status == "unsubscribed":
+            click.echo(f"{removed.email} was already unsubscribed")
+        else:
+            click.echo(f"removed {removed.email}")
+
+
+@subscribers.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV")
+@pass_ctx
+def subscribers_import(ctx: Context, csv_file: Path) -> None:
+    """Add the subscribers of a CSV file (header: email[,name][,language]).
+
+    Bad rows are reported one per line and the rest imported; addresses that
+    unsubscribed or bounced are never subscribed again.
+    """
+    from newsdesk.store.subscribers import read_csv
+
+    with _user_errors():
+        rows = read_csv(csv_file)
+        result = ctx.store.subscribers.import_rows(
+            rows, source="import", now=jobs.utcnow(), where=str(csv_file)
+        )
+        click.echo(result.line())
+        for problem in result.problems:
+            click.echo(f"not imported: {problem}", err=True)
+
+
+@subscribers.command("export")
+@pass_ctx
+def subscribers_export(ctx: Context) -> None:
+    """Print every subscriber as CSV (email,name,language,status)."""
+    with _user_errors():
+        click.echo(ctx.store.subscribers.export(), nl=False)
+
+
 # -- status, daemon, database -----------------------------------------------------------
 
 
@@ -496,6 +601,62 @@ def preview(ctx: Context, out: Path | None) -> None:
             click.echo(f"Warning: {warning}", err=True)
 
 
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Render every message; send nothing.")
+@click.option("--to", "to", metavar="ADDR", help="Send a test copy to ADDR only (no ledger).")
+@click.option("--resume", is_flag=True, help="Only finish an interrupted send.")
+@click.option("--force", is_flag=True, help="Send even if a section is short or the HTML too big.")
+@click.option(
+    "--resend-unknown", is_flag=True, help="Re-send messages a crash left in doubt (same ID)."
+)
+@pass_ctx
+def send(
+    ctx: Context, dry_run: bool, to: str | None, resume: bool, force: bool, resend_unknown: bool
+) -> None:
+    """Compose and send the next issue to every subscriber, exactly once.
+
+    An interrupted send (killed, paused) is finished by the next `send`: nobody gets the
+    issue twice. Exit 1 when the send paused.
+    """
+    with _user_errors():
+        if to:
+            click.echo(delivery.send_test_copy(ctx.config, ctx.store, to, clock=jobs.utcnow))
+            return
+        if dry_run:
+            result = delivery.dry_run(ctx.config, ctx.store, clock=jobs.utcnow)
+            click.echo(result.line())
+            for warning in result.warnings:
+                click.echo(f"Warning: {warning}", err=True)
+            return
+        summary = _send_with_progress(ctx, resume=resume, force=force, resend=resend_unknown)
+        for problem in summary.problems:
+            click.echo(f"Warning: {problem}", err=True)
+        click.echo(summary.line())
+        if summary.paused:
+            click.echo(f"Error: {summary.paused}", err=True)
+            sys.exit(1)
+
+
+def _send_with_progress(
+    ctx: Context, *, resume: bool, force: bool, resend: bool
+) -> delivery.SendSummary:
+    args: dict[str, Any] = {
+        "clock": jobs.utcnow,
+        "resume": resume,
+        "force": force,
+        "resend_unknown": resend,
+    }
+    if not sys.stderr.isatty():
+        return delivery.send_issue(ctx.config, ctx.store, **args)
+    with click.progressbar(length=1, label="sending", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(1)
+
+        return delivery.send_issue(ctx.config, ctx.store, progress=progress, **args)
+
+
 def parse_when(value: str, *, now: datetime, timezone: str, option: str) -> datetime:
     """A duration back from ``now`` ("36h", "7d") or an ISO date or date-time.
 
@@ -564,6 +725,37 @@ def run(ctx: Context, once: bool) -> None:
         from newsdesk.scheduler import run_daemon
 
         run_daemon(ctx.config, ctx.store)
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@pass_ctx
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve the unsubscribe links (RFC 8058 one-click) and the archive of sent issues.
+
+    Stops cleanly on SIGTERM or Ctrl-C. Put it behind a reverse proxy with TLS at
+    newsletter.base_url.
+    """
+    with _user_errors():
+        ctx.daemon = True
+        config, store = ctx.config, ctx.store
+        from newsdesk.web import serve as serve_site
+
+        if host not in LOCAL_HOSTS:
+            click.echo(
+                f"note: listening on {host}, reachable from other machines; serve it over "
+                "HTTPS through a reverse proxy",
+                err=True,
+            )
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"serving {config.newsletter.name} on http://{shown}:{port}/")
+        # uvicorn stops cleanly on Ctrl-C, then raises it again: nothing is left to say.
+        with suppress(KeyboardInterrupt):
+            serve_site(config, store, host=host, port=port)
 
 
 @cli.group()

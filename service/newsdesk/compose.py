@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.utils import make_msgid, parseaddr
+from email.utils import make_msgid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,13 +20,13 @@ from newsdesk.config import Config
 from newsdesk.curate import Candidates, curate
 from newsdesk.errors import TemplateError, UsageError
 from newsdesk.labels import load_labels
-from newsdesk.message import build_message
+from newsdesk.message import build_message, split_address
 from newsdesk.picks import Picks, add_pick, fresh_picks, load_picks, write_atomically
 from newsdesk.plan import ArchivedIssue, DigestPlan
 from newsdesk.ranking import RankedStory, rank
 from newsdesk.render import HTML_SIZE_LIMIT, RenderedIssue, Renderer, check_templates
 from newsdesk.store import Store
-from newsdesk.store.issues import slug_of
+from newsdesk.store.issues import IssueRow, slug_of
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def write_preview(
     out.mkdir(parents=True, exist_ok=True)
     r = composed.rendered
     sender = config.newsletter.sender
-    name, address = parseaddr(sender)
+    name, address = split_address(sender)
     domain = address.rpartition("@")[2] or "localhost"
     message = build_message(
         subject=r.subject,
@@ -206,17 +206,40 @@ def check_digest(config: Config, store: Store, *, now: datetime) -> list[str]:
     return list(compose(config, store, now=now).warnings)
 
 
-def finish_issue(
+UNSUBSCRIBE_MARKER = "https://newsdesk.invalid/unsubscribe/NEWSDESK-UNSUBSCRIBE-TOKEN"
+"""Stands for each subscriber's own unsubscribe link in the frozen issue."""
+GREETING_MARKER = "NEWSDESK-GREETING"
+"""Stands for each subscriber's greeting ("Hallo Anna,") in the frozen issue."""
+
+
+def render_for_sending(config: Config, composed: ComposedIssue) -> RenderedIssue:
+    """The issue with markers where each subscriber's greeting and unsubscribe link go."""
+    return renderer(config).issue(
+        composed.plan,
+        unsubscribe_url=UNSUBSCRIBE_MARKER,
+        online_url=online_url(config, composed.slot),
+        greeting=GREETING_MARKER if config.mail.greeting else None,
+    )
+
+
+def open_issue(
     config: Config, store: Store, composed: ComposedIssue, *, now: datetime
-) -> ArchivedIssue:
-    """After a send: remember its stories, archive its picks and HTML, start fresh picks."""
+) -> tuple[IssueRow, bool]:
+    """Freeze the issue for sending (once per slot); True if this call created it.
+
+    The issue is rendered once more, with markers where each subscriber's greeting and
+    unsubscribe link go (``delivery`` fills them in). The one that creates the issue also
+    keeps its picks file as ``issues/<slot>.toml``, starts a fresh one, and adds the
+    issue to the web archive, so the "view online" link works when the first mail lands.
+    """
     plan = composed.plan
-    archived = store.issues.record_sent(
+    sending = render_for_sending(config, composed)
+    row, created = store.issues.open(
         slot=composed.slot,
         subject=plan.subject,
         preheader=plan.preheader,
-        html=composed.rendered.html,
-        text=composed.rendered.text,
+        html=sending.html,
+        text=sending.text,
         stories_by_section=[
             (item.story_id, section.id)
             for section in plan.sections
@@ -225,13 +248,14 @@ def finish_issue(
         ],
         now=now,
     )
-    picks_path = config.digest.picks
-    if picks_path.exists():
-        config.digest.issues.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(picks_path, config.digest.issues / f"{archived.slug}.toml")
-    write_atomically(picks_path, fresh_picks(composed.picks.skip_tags))
-    write_archive(config, store, composed.rendered.html, archived, now=now)
-    return archived
+    if created:
+        picks_path = config.digest.picks
+        if picks_path.exists():
+            config.digest.issues.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(picks_path, config.digest.issues / f"{row.slug}.toml")
+        write_atomically(picks_path, fresh_picks(composed.picks.skip_tags))
+        write_archive(config, store, composed.rendered.html, row.archived, now=now)
+    return row, created
 
 
 def write_archive(

@@ -99,6 +99,8 @@ class SmtpConfig:
     user: str = ""
     password: str = field(default="", repr=False)
     timeout: timedelta = timedelta(seconds=30)
+    ca_file: Path | None = None
+    """CA bundle to verify the server's certificate with, instead of the system's."""
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,7 @@ class Validator:
             user=st.get("user", read_str, d.user),
             password=password,
             timeout=st.get("timeout", read_duration(timedelta(seconds=1)), d.timeout),
+            ca_file=self.path.parent / ca if (ca := st.get("ca_file", read_str, "")) else None,
         )
         st.done()
         if "signing_keys" in t.raw:

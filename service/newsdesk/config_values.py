@@ -11,10 +11,11 @@ import math
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from email.utils import parseaddr
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from newsdesk.message import split_address
 
 T = TypeVar("T")
 Reader = Callable[[Any], T]
@@ -189,7 +190,7 @@ def read_timezone(value: Any) -> str:
 def read_address(value: Any) -> str:
     """An email address, optionally with a display name: ``Name <a@example.org>``."""
     text = read_nonempty(value)
-    _, address = parseaddr(text)
+    _, address = split_address(text)
     local, _, domain = address.rpartition("@")
     if not local or not domain or " " in address or address.count("@") != 1:
         raise ValueError(f"not an email address: {_show(text)}")

@@ -98,10 +98,20 @@ class Renderer:
         )
 
     def issue(
-        self, plan: DigestPlan, *, unsubscribe_url: str, online_url: str | None = None
+        self,
+        plan: DigestPlan,
+        *,
+        unsubscribe_url: str,
+        online_url: str | None = None,
+        greeting: str | None = None,
     ) -> RenderedIssue:
-        """The HTML and text parts of ``plan``; empty sections are left out."""
+        """The HTML and text parts of ``plan``; empty sections are left out.
+
+        ``greeting`` opens the issue when given ("Hallo Anna,"); ``send`` passes a marker
+        that it replaces per subscriber, so the issue is rendered once, not per reader.
+        """
         context, warnings = self._issue_context(plan, unsubscribe_url, online_url)
+        context["greeting"] = greeting
         plan = context["plan"]
         html = self._inline(self._render("digest.html.j2", context))
         text = _tidy(self._render("digest.txt.j2", context))
@@ -135,6 +145,7 @@ class Renderer:
             "language": self.language,
             "unsubscribe_url": unsubscribe_url,
             "online_url": online_url,
+            "greeting": None,
         }
         return context, warnings
 

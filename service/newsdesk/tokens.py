@@ -39,9 +39,14 @@ def parse_keys(text: str, where: str) -> tuple[SigningKey, ...]:
     too, so that one environment variable can hold several."""
     keys: list[SigningKey] = []
     problems: list[str] = []
-    lines = [part.strip() for line in text.splitlines() for part in line.split(",")]
+    lines = [
+        part.strip()
+        for line in text.splitlines()
+        if not line.lstrip().startswith("#")
+        for part in line.split(",")
+    ]
     for n, line in enumerate(lines, 1):
-        if not line or line.startswith("#"):
+        if not line:
             continue
         key_id, _, encoded = line.replace(":", " ", 1).partition(" ")
         encoded = encoded.strip()
@@ -80,6 +85,8 @@ def unsubscribe_token(subscriber_id: int, key: SigningKey) -> str:
 
 def verify_unsubscribe_token(token: str, keys: Sequence[SigningKey]) -> int | None:
     """The subscriber id a genuine token names; None for anything else."""
+    if not token.isascii():  # compare_digest refuses non-ASCII text: no token has any
+        return None
     parts = token.split(".")
     if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 18:
         return None

@@ -1,7 +1,8 @@
 """The store: the only user of SQLAlchemy. SQLite by default, PostgreSQL by URL.
 
 ``open_store(url)`` migrates and returns a :class:`Store`, whose parts are named for
-what they hold: ``store.feeds``, ``store.entries``, ``store.stories``, ``store.issues``.
+what they hold: ``store.feeds``, ``store.entries``, ``store.stories``, ``store.issues``,
+``store.subscribers``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from newsdesk.models import FeedCheck, ParsedEntry
+from newsdesk.store.deliveries import DeliveryStore
 from newsdesk.store.engine import create_store_engine, pending_migrations, upgrade
 from newsdesk.store.entries import EntryStore, insert_new
 from newsdesk.store.feeds import FeedStore, mark_success
 from newsdesk.store.issues import IssueStore
 from newsdesk.store.stories import StoryStore
+from newsdesk.store.subscribers import SubscriberStore
 
 __all__ = ["Store", "open_store"]
 
@@ -29,6 +32,8 @@ class Store:
         self.entries = EntryStore(engine)
         self.stories = StoryStore(engine)
         self.issues = IssueStore(engine)
+        self.subscribers = SubscriberStore(engine)
+        self.deliveries = DeliveryStore(engine)
 
     @property
     def dialect(self) -> str:

@@ -1,0 +1,254 @@
+"""Send benchmark: one issue to 10,000 subscribers through a local SMTP server.
+
+What it measures, in one invocation (``python bench/send.py``, defaults shown):
+
+1. **The whole send** - ``newsdesk send`` as the curator runs it (a subprocess: start,
+   compose, freeze, queue 10,000 ledger rows, then per message: claim, personalise,
+   SMTP, record) to an aiosmtpd server in another process on 127.0.0.1, over one
+   persistent connection. Messages per second, ``--runs 3`` times, median.
+2. **Personalisation** - the per-message cost of filling in the greeting and the signed
+   unsubscribe link and serialising the MIME message (in this process, median of 1,000).
+3. **Peers, same messages, same server, no ledger**: (a) the SMTP transport over one
+   persistent connection; (b) the same, opening a connection per message (what a naive
+   sender does); (c) the floor: ``smtplib.sendmail`` of pre-built bytes over one
+   connection. Each sends ``--peer-messages 2000``.
+
+The server process accepts everything and appends each Message-ID to a file, so the
+messages counted are the messages received. Writes the "Sending" section of
+docs/benchmarks.md (``--no-doc`` to skip). Takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import benchdoc
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from newsdesk import delivery  # noqa: E402
+from newsdesk.config import Config, load_config  # noqa: E402
+from newsdesk.send import SmtpSettings, SmtpTransport  # noqa: E402
+from newsdesk.store import open_store  # noqa: E402
+
+TARGET = 300.0
+CONFIG_TAIL = """
+[mail]
+transport = "smtp"
+
+[mail.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+"""
+
+
+class Server:
+    """tests/smtpserver.py in its own process: it must not share our GIL."""
+
+    def __init__(self, count_file: Path) -> None:
+        self.count_file = count_file
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "tests" / "smtpserver.py"),
+                "--count-file",
+                str(count_file),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().split()
+        self.port = int(line[-1])
+
+    def received(self) -> int:
+        return len(self.count_file.read_text().splitlines()) if self.count_file.exists() else 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def demo(directory: Path, port: int, subscribers: int) -> Config:
+    """The demo newsletter, fetched, with ``subscribers`` readers and SMTP to ``port``."""
+    newsdesk = [sys.executable, "-m", "newsdesk"]
+    subprocess.run([*newsdesk, "init", str(directory)], check=True, capture_output=True)
+    path = directory / "newsdesk.toml"
+    with path.open("a", encoding="utf-8") as f:
+        f.write(CONFIG_TAIL.format(port=port))
+    text = path.read_text(encoding="utf-8").replace(
+        '[mail]\ntransport = "outbox"\noutbox = "outbox"\n', ""
+    )
+    path.write_text(text, encoding="utf-8")
+    subprocess.run(
+        [*newsdesk, "--config", str(path), "run", "--once"], check=True, capture_output=True
+    )
+    config = load_config(path, {})
+    store = open_store(config.store_url)
+    now = datetime.now(UTC)
+    rows = [
+        {"email": f"reader{n:05}@example.org", "name": f"Reader {n}"} for n in range(subscribers)
+    ]
+    store.subscribers.import_rows(rows, source="bench", now=now, where="bench")
+    store.close()
+    return config
+
+
+def whole_send(port: int, subscribers: int, server: Server) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = demo(Path(tmp) / "demo", port, subscribers)
+        before = server.received()
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "newsdesk", "--config", str(config.path), "send"],
+            check=True,
+            capture_output=True,
+        )
+        seconds = time.perf_counter() - start
+        return seconds, server.received() - before
+
+
+def peer_messages(port: int, count: int) -> tuple[list[tuple[str, bytes, str]], float]:
+    """Real personalised messages of the demo issue, and the median personalisation cost."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = demo(Path(tmp) / "demo", port, count)
+        store = open_store(config.store_url)
+        clock = lambda: datetime.now(UTC)  # noqa: E731
+        ctx = delivery._context(config, store, clock)  # a look inside: no ledger here
+        composed = delivery.compose(config, store, now=clock())
+        rendered = delivery.render_for_sending(config, composed)
+        issue = delivery.IssueRow(
+            id=0,
+            slot=composed.slot,
+            status="draft",
+            subject=composed.plan.subject,
+            preheader=composed.plan.preheader,
+            html=rendered.html,
+            text=rendered.text,
+            created_at=clock(),
+            sent_at=None,
+        )
+        messages, costs = [], []
+        for s in store.subscribers.active():
+            msg_id = f"<bench-{s.id}@example.org>"
+            start = time.perf_counter()
+            raw = delivery.personalise(ctx, issue, s, msg_id)
+            costs.append(time.perf_counter() - start)
+            messages.append((s.email, raw, msg_id))
+        store.close()
+    return messages, statistics.median(costs)
+
+
+def transport_rate(port: int, messages: list[tuple[str, bytes, str]], *, reconnect: bool) -> float:
+    transport = SmtpTransport(SmtpSettings(host="127.0.0.1", port=port, security="none"))
+    start = time.perf_counter()
+    for to, raw, msg_id in messages:
+        transport.send("briefing@example.org", to, raw, msg_id)
+        if reconnect:
+            transport.close()
+    transport.close()
+    return len(messages) / (time.perf_counter() - start)
+
+
+def floor_rate(port: int, messages: list[tuple[str, bytes, str]]) -> float:
+    start = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        for to, raw, _ in messages:
+            smtp.sendmail("briefing@example.org", [to], raw)
+    return len(messages) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peer-messages", type=int, default=2_000)
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp) / "ids.txt")
+        try:
+            runs = [whole_send(server.port, args.subscribers, server) for _ in range(args.runs)]
+            messages, personalise = peer_messages(server.port, args.peer_messages)
+            persistent = statistics.median(
+                transport_rate(server.port, messages, reconnect=False) for _ in range(3)
+            )
+            per_message = statistics.median(
+                transport_rate(server.port, messages, reconnect=True) for _ in range(3)
+            )
+            floor = statistics.median(floor_rate(server.port, messages) for _ in range(3))
+        finally:
+            server.stop()
+
+    received = {count for _, count in runs}
+    assert received == {args.subscribers}, f"the server received {received}"
+    seconds = statistics.median(s for s, _ in runs)
+    rate = args.subscribers / seconds
+    size = statistics.median(len(raw) for _, raw, _ in messages)
+    rows = [
+        (f"`newsdesk send`, {args.subscribers:,} subscribers (whole command)", rate, seconds),
+        ("SMTP transport, one persistent connection (no ledger)", persistent, None),
+        ("SMTP transport, a connection per message (no ledger)", per_message, None),
+        ("smtplib.sendmail of pre-built bytes, one connection (floor)", floor, None),
+    ]
+    for label, per_second, wall in rows:
+        extra = f"  ({wall:.1f} s)" if wall else ""
+        print(f"{label:<66} {per_second:>8.0f} msg/s{extra}")
+    print(f"personalisation: {personalise * 1000:.2f} ms per message; message {size:,.0f} bytes")
+    if args.no_doc:
+        return
+
+    table = "\n".join(
+        f"| {label} | {per_second:,.0f} |" + (f" {wall:.1f} s |" if wall else " |")
+        for label, per_second, wall in rows
+    )
+    met = "yes" if rate >= TARGET else "no"
+    body = f"""
+{benchdoc.machine_line().split(" Code:")[0]} Code measured: {benchdoc.code_state()}.
+
+```
+python bench/send.py
+```
+
+- The demo issue (`newsdesk init`), {size:,.0f} bytes per message, to a local aiosmtpd
+  server in its own process that accepts everything and counts Message-IDs; every
+  message personalised (greeting, signed unsubscribe link in both parts and the
+  List-Unsubscribe header). Medians of {args.runs} whole sends and 3 peer runs of
+  {args.peer_messages:,} messages. The machine has 2 cores: the server takes one.
+
+| what | messages/s | wall |
+|---|--:|--:|
+{table}
+
+| target | measured | met |
+|---|---|---|
+| ≥ {TARGET:.0f} messages/s with personalised unsubscribe links | {rate:,.0f} | {met} |
+
+Reading:
+
+- Personalising one message (greeting, token, MIME serialisation) costs
+  {personalise * 1000:.2f} ms, {personalise * rate:.0%} of the time per message of the
+  whole send.
+- The ledger (a committed "sending" and "sent" per message, the price of never sending
+  twice) and the rest of the command bring the whole send to {rate / persistent:.0%} of
+  the bare transport's rate.
+- One persistent connection is {persistent / per_message:.1f}x as fast as a connection per
+  message; the transport reaches {persistent / floor:.0%} of the floor (smtplib alone).
+"""
+    benchdoc.write_section("Sending", body)
+    print(f"wrote the Sending section of {benchdoc.DOC}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,461 @@
+"""Send an issue to every subscriber exactly once: step 10 of the flow, driven by the ledger.
+
+``send_issue`` composes and freezes the next issue (or picks up the one a crash left
+unfinished), queues one ledger row per active subscriber, and works through the rows:
+claim ("sending", committed), hand the message to the transport, record the outcome
+("sent", committed). A killed process leaves at most one row "sending"; the next run
+turns it "unknown" and, by ``[mail] unknown``, sends it again with the same Message-ID
+(so the duplicate, if the first one had gone out, is recognisable) or holds it.
+
+Temporary refusals are retried with exponential backoff, then left "deferred" for the
+next run; permanent ones fail the row, and a 5.1.x bounces the subscriber. After
+``max_failures`` failed messages in a row the send pauses: the server is refusing us,
+and going on would only burn through the list.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import make_msgid
+
+from newsdesk.compose import (
+    GREETING_MARKER,
+    UNSUBSCRIBE_MARKER,
+    compose,
+    open_issue,
+    preview_unsubscribe_url,
+    render_for_sending,
+)
+from newsdesk.config import Config
+from newsdesk.errors import UsageError
+from newsdesk.keys import signing_keys
+from newsdesk.labels import load_labels
+from newsdesk.message import MessageTemplate, build_message, mailto, split_address
+from newsdesk.send import DeliveryError, OutboxTransport, SmtpSettings, SmtpTransport, Transport
+from newsdesk.store import Store
+from newsdesk.store.deliveries import Delivery
+from newsdesk.store.issues import IssueRow
+from newsdesk.store.subscribers import Subscriber
+from newsdesk.tokens import SigningKey, message_id, unsubscribe_token
+
+log = logging.getLogger("newsdesk.delivery")
+
+Progress = Callable[[int, int], None]
+"""Called with (messages done, messages in this run) after each message."""
+
+REFRESH_EVERY = 200
+"""Rows between two reads of the active subscribers."""
+
+GIVE_UP_FACTOR = 3
+"""A deferred message is given up (failed) after this many runs' worth of retries."""
+
+
+@dataclass
+class SendSummary:
+    slot: str
+    subscribers: int = 0
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    skipped: int = 0
+    held: int = 0
+    """"unknown" messages left alone (``[mail] unknown = "hold"``)."""
+    earlier: int = 0
+    """Sent by an earlier run of this issue."""
+    resumed: bool = False
+    paused: str | None = None
+    finished: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = [
+            f"{self.sent} sent",
+            f"{self.failed} failed",
+            f"{self.deferred} deferred",
+            f"{self.bounced} bounced",
+            f"{self.skipped} skipped",
+        ]
+        if self.earlier:
+            parts.append(f"{self.earlier} sent earlier")
+        if self.held:
+            parts.append(f"{self.held} unknown held (send --resume --resend-unknown)")
+        verb = "resumed" if self.resumed else "sent"
+        state = "paused" if self.paused else "finished" if self.finished else "not finished"
+        return f"issue {self.slot} ({verb}, {state}): " + ", ".join(parts)
+
+
+@dataclass
+class _Context:
+    config: Config
+    store: Store
+    key: SigningKey
+    labels: dict[str, str]
+    clock: Callable[[], datetime]
+    templates: dict[int, MessageTemplate] = field(default_factory=dict)
+    """The message template of each issue, made once per run."""
+
+    @property
+    def sender_address(self) -> str:
+        return split_address(self.config.newsletter.sender)[1]
+
+    @property
+    def domain(self) -> str:
+        return self.sender_address.rpartition("@")[2] or "localhost"
+
+
+def transport_for(config: Config) -> Transport:
+    mail = config.mail
+    if mail.transport == "outbox":
+        return OutboxTransport(mail.outbox)
+    s = mail.smtp
+    return SmtpTransport(
+        SmtpSettings(
+            host=s.host,
+            port=s.port,
+            security=s.security,
+            user=s.user,
+            password=s.password,
+            timeout=s.timeout.total_seconds(),
+            ca_file=str(s.ca_file) if s.ca_file else None,
+        )
+    )
+
+
+def send_issue(
+    config: Config,
+    store: Store,
+    *,
+    clock: Callable[[], datetime],
+    resume: bool = False,
+    force: bool = False,
+    resend_unknown: bool = False,
+    transport: Transport | None = None,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendSummary:
+    """Send the next issue, or finish the unfinished one; see the module docstring."""
+    ctx = _context(config, store, clock)
+    issue = store.issues.unfinished()
+    if issue is None and resend_unknown:
+        last = store.issues.last()
+        if last is not None and store.deliveries.counts(last.id)["unknown"]:
+            issue = last
+    resumed = issue is not None
+    if issue is None:
+        if resume or resend_unknown:
+            raise UsageError("nothing to resume: every issue has been sent")
+        issue = _open(config, store, clock, force=force)
+    summary = SendSummary(slot=issue.slot, resumed=resumed)
+    _sync_subscribers(config, store, clock, summary)
+
+    now = clock()
+    recovered = store.deliveries.recover(issue.id, now)
+    if recovered:
+        log.warning("issue %s: %d messages in doubt after a crash (unknown)", issue.slot, recovered)
+    active = store.subscribers.active()
+    store.deliveries.queue(
+        issue.id,
+        [(s.id, message_id(issue.slot, s.id, ctx.key, ctx.domain)) for s in active],
+        now,
+    )
+    resend = config.mail.unknown == "resend" or resend_unknown
+    states = ("queued", "deferred", "unknown") if resend else ("queued", "deferred")
+    rows = store.deliveries.to_send(issue.id, states)
+    summary.subscribers = len(active)
+
+    own = transport is None
+    transport = transport or transport_for(config)
+    try:
+        _work(ctx, issue, rows, transport, summary, progress, sleep)
+    except _Stop as stop:
+        summary.paused = f"issue {issue.slot}: paused: {stop}; `newsdesk send --resume` goes on"
+        log.error(summary.paused)
+    finally:
+        if own:
+            transport.close()
+
+    counts = store.deliveries.counts(issue.id)
+    summary.earlier = counts["sent"] - summary.sent
+    summary.held = 0 if resend else counts["unknown"]
+    left = counts["queued"] + counts["sending"] + counts["deferred"]
+    left += counts["unknown"] if resend else 0
+    if not left and not summary.paused:
+        store.issues.mark_sent(issue.id, clock())
+        summary.finished = True
+    return summary
+
+
+def _work(
+    ctx: _Context,
+    issue: IssueRow,
+    rows: list[Delivery],
+    transport: Transport,
+    summary: SendSummary,
+    progress: Progress | None,
+    sleep: Callable[[float], None],
+) -> None:
+    mail = ctx.config.mail
+    deliveries = ctx.store.deliveries
+    in_a_row = 0
+    interval = 1.0 / mail.rate_limit if mail.rate_limit else 0.0
+    next_at = time.monotonic()
+    active: dict[int, Subscriber] = {}
+    accepted: int | None = None
+    """The row whose message the server just accepted: its "sent" is committed together
+    with the next row's "sending" (one commit per message instead of two)."""
+    try:
+        for done, row in enumerate(rows, 1):
+            if done % REFRESH_EVERY == 1:  # an unsubscribe mid-send counts within a moment
+                active = {s.id: s for s in ctx.store.subscribers.active()}
+            subscriber = active.get(row.subscriber_id)
+            if subscriber is None:
+                gone = ctx.store.subscribers.get_by_id(row.subscriber_id)
+                deliveries.finish(
+                    row.id, "skipped", ctx.clock(), gone.status if gone else "removed"
+                )
+                summary.skipped += 1
+            elif row.state == "deferred" and row.attempts >= GIVE_UP_FACTOR * (mail.retries + 1):
+                deliveries.finish(row.id, "failed", ctx.clock(), "gave up: still refused")
+                summary.failed += 1
+            else:
+                raw = personalise(ctx, issue, subscriber, row.message_id)
+                claimed = deliveries.claim(row, ctx.clock(), sent=accepted)
+                accepted = None
+                if claimed:
+                    if interval:
+                        wait = next_at - time.monotonic()
+                        if wait > 0:
+                            sleep(wait)
+                        next_at = max(next_at, time.monotonic()) + interval
+                    outcome = _deliver(ctx, transport, issue.slot, subscriber, raw, row, sleep)
+                    if outcome == "sent":
+                        accepted = row.id
+                        summary.sent += 1
+                        in_a_row = 0
+                    elif outcome == "bounced":
+                        summary.bounced += 1
+                    else:
+                        summary.failed += outcome == "failed"
+                        summary.deferred += outcome == "deferred"
+                        in_a_row += 1
+            if progress:
+                progress(done, len(rows))
+            if in_a_row >= mail.max_failures:
+                summary.paused = (
+                    f"issue {issue.slot}: paused after {in_a_row} failed messages in a row "
+                    "(the server is refusing us; see `newsdesk status`); "
+                    "`newsdesk send --resume` goes on"
+                )
+                log.error(summary.paused)
+                return
+    finally:
+        if accepted is not None:
+            deliveries.finish(accepted, "sent", ctx.clock())
+
+
+class _Stop(Exception):
+    """The server cannot be used (unreachable, TLS or login refused): pause the send."""
+
+
+def _deliver(
+    ctx: _Context,
+    transport: Transport,
+    slot: str,
+    subscriber: Subscriber,
+    raw: bytes,
+    row: Delivery,
+    sleep: Callable[[float], None],
+) -> str:
+    """Hand one claimed message over, retrying temporary refusals.
+
+    A refusal is recorded here; an acceptance by the caller (see ``_work``)."""
+    mail = ctx.config.mail
+    deliveries = ctx.store.deliveries
+    for attempt in range(mail.retries + 1):
+        try:
+            transport.send(ctx.sender_address, subscriber.email, raw, row.message_id)
+        except DeliveryError as exc:
+            if exc.temporary and attempt < mail.retries:
+                sleep(mail.retry_backoff.total_seconds() * 2**attempt)
+                continue
+            now = ctx.clock()
+            if exc.connection:
+                # Not this message's fault: it goes back in the queue and the send stops.
+                deliveries.finish(row.id, "queued", now, exc.reason)
+                raise _Stop(exc.reason) from None
+            state = "deferred" if exc.temporary else "failed"
+            deliveries.finish(row.id, state, now, exc.reason)
+            log.warning(
+                "issue %s: %s: %s (%s)",
+                slot,
+                subscriber.email,
+                exc.reason,
+                state,
+                extra={"issue": slot, "recipient": subscriber.email, "status": state},
+            )
+            if exc.bounced:
+                ctx.store.subscribers.mark_bounced(subscriber.id, exc.reason, now=now)
+                return "bounced"
+            return state
+        return "sent"  # recorded by the caller, with the next claim
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def personalise(ctx: _Context, issue: IssueRow, subscriber: Subscriber, msg_id: str) -> bytes:
+    """The frozen issue with this subscriber's greeting and unsubscribe link, as bytes."""
+    token = unsubscribe_token(subscriber.id, ctx.key)
+    base = ctx.config.newsletter.base_url.rstrip("/")
+    url = f"{base}/unsubscribe/{token}"
+    if subscriber.name:
+        greeting = ctx.labels["greeting"].replace("{name}", subscriber.name)
+    else:
+        greeting = ctx.labels["greeting_anonymous"]
+    body_html = issue.html.replace(UNSUBSCRIBE_MARKER, html.escape(url)).replace(
+        GREETING_MARKER, html.escape(greeting)
+    )
+    body_text = issue.text.replace(UNSUBSCRIBE_MARKER, url).replace(GREETING_MARKER, greeting)
+    unsubscribe_to = ctx.config.mail.unsubscribe_mailto or ctx.sender_address
+    template = ctx.templates.get(issue.id)
+    if template is None:
+        template = MessageTemplate(subject=issue.subject, sender=ctx.config.newsletter.sender)
+        ctx.templates[issue.id] = template
+    return template.render(
+        to=subscriber.email,
+        to_name=subscriber.name or "",
+        text=body_text,
+        html=body_html,
+        date=ctx.clock(),
+        message_id=msg_id,
+        unsubscribe_url=url,
+        unsubscribe_mailto=mailto(unsubscribe_to, f"unsubscribe {token}"),
+    )
+
+
+@dataclass(frozen=True)
+class DryRun:
+    slot: str
+    messages: int
+    total_bytes: int
+    warnings: tuple[str, ...]
+    held: bool
+
+    def line(self) -> str:
+        average = self.total_bytes / self.messages / 1024 if self.messages else 0.0
+        return (
+            f"dry run: issue {self.slot}: {self.messages} messages rendered "
+            f"({average:.1f} KB each), nothing sent"
+        )
+
+
+def dry_run(config: Config, store: Store, *, clock: Callable[[], datetime]) -> DryRun:
+    """Render every message the next send would send; touch neither the ledger nor SMTP."""
+    ctx = _context(config, store, clock)
+    issue = store.issues.unfinished()
+    warnings: tuple[str, ...] = ()
+    held = False
+    if issue is None:
+        composed = compose(config, store, now=clock())
+        warnings, held = composed.warnings, composed.held
+        sending = render_for_sending(config, composed)
+        issue = IssueRow(
+            id=0,
+            slot=composed.slot,
+            status="draft",
+            subject=composed.plan.subject,
+            preheader=composed.plan.preheader,
+            html=sending.html,
+            text=sending.text,
+            created_at=clock(),
+            sent_at=None,
+        )
+    total = 0
+    subscribers = store.subscribers.active()
+    for s in subscribers:
+        total += len(personalise(ctx, issue, s, message_id(issue.slot, s.id, ctx.key, ctx.domain)))
+    return DryRun(issue.slot, len(subscribers), total, warnings, held)
+
+
+def send_test_copy(
+    config: Config,
+    store: Store,
+    to: str,
+    *,
+    clock: Callable[[], datetime],
+    transport: Transport | None = None,
+) -> str:
+    """The next issue (or the unfinished one) to one address, outside the ledger."""
+    name, address = split_address(to)
+    if "@" not in address:
+        raise UsageError(f"--to {to!r}: not an email address")
+    composed = compose(config, store, now=clock())
+    r = composed.rendered
+    sender = split_address(config.newsletter.sender)[1]
+    message = build_message(
+        subject=f"[Test] {r.subject}",
+        sender=config.newsletter.sender,
+        to=address,
+        to_name=name,
+        text=r.text,
+        html=r.html,
+        date=clock(),
+        message_id=make_msgid("test", domain=sender.rpartition("@")[2] or "localhost"),
+        unsubscribe_url=preview_unsubscribe_url(config),
+    )
+    own = transport is None
+    transport = transport or transport_for(config)
+    try:
+        transport.send(sender, address, message.as_bytes(), message["Message-ID"])
+    except DeliveryError as exc:
+        raise UsageError(f"test copy to {address}: {exc.reason}") from None
+    finally:
+        if own:
+            transport.close()
+    warnings = "; ".join(composed.warnings)
+    return f"test copy of issue {composed.slot} sent to {address}" + (
+        f" (warnings: {warnings})" if warnings else ""
+    )
+
+
+def _context(config: Config, store: Store, clock: Callable[[], datetime]) -> _Context:
+    labels = load_labels(
+        config.newsletter.language,
+        folder=config.digest.templates,
+        overrides=dict(config.digest.labels),
+    )
+    return _Context(config, store, signing_keys(config)[0], labels, clock)
+
+
+def _open(config: Config, store: Store, clock: Callable[[], datetime], *, force: bool) -> IssueRow:
+    composed = compose(config, store, now=clock())
+    if not force:
+        refusals = [f"section {s.id!r} is short" for s in composed.plan.short_sections]
+        if all(s.empty for s in composed.plan.sections):
+            refusals.append("it is empty (no story, pick or photo)")
+        if composed.oversize:
+            refusals.append(f"the HTML part is {composed.rendered.size / 1024:.0f} KB (over 90 KB)")
+        if refusals:
+            raise UsageError(
+                f"issue {composed.slot} held: "
+                + "; ".join(refusals)
+                + " (fix the picks, or send --force)"
+            )
+    issue, _created = open_issue(config, store, composed, now=clock())
+    return issue
+
+
+def _sync_subscribers(
+    config: Config, store: Store, clock: Callable[[], datetime], summary: SendSummary
+) -> None:
+    path = config.subscribers.file
+    if path is None:
+        return
+    result = store.subscribers.sync_file(path, now=clock())
+    for problem in result.problems:
+        log.warning(problem)
+    summary.problems.extend(result.problems)
