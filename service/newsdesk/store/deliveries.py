@@ -20,10 +20,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.store.schema import clean_text, deliveries
+
+# Built once: these run once per message, and a statement object keeps its cache key.
+_MARK_SENT = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("row"))
+    .values(state="sent", updated_at=bindparam("now"), last_error=None)
+)
+_CLAIM = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("row"), deliveries.c.state == bindparam("seen"))
+    .values(state="sending", attempts=deliveries.c.attempts + 1, updated_at=bindparam("now"))
+)
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "unknown", "skipped")
 
@@ -95,19 +107,9 @@ class DeliveryStore:
         """
         with self.engine.begin() as conn:
             if sent is not None:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == sent)
-                    .values(state="sent", updated_at=now, last_error=None)
-                )
-            return (
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id == delivery.id, deliveries.c.state == delivery.state)
-                    .values(state="sending", attempts=deliveries.c.attempts + 1, updated_at=now)
-                ).rowcount
-                == 1
-            )
+                conn.execute(_MARK_SENT, {"row": sent, "now": now})
+            claimed = conn.execute(_CLAIM, {"row": delivery.id, "seen": delivery.state, "now": now})
+            return claimed.rowcount == 1
 
     def finish(self, delivery_id: int, state: str, now: datetime, error: str | None = None) -> None:
         assert state in STATES
