@@ -29,6 +29,7 @@ stories the curator split apart.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -494,12 +495,13 @@ class Clusterer:
         documents = max(self.documents + 1, self.params.min_documents)
         boost = self.params.strong_boost
         max_idf = self.params.max_idf
+        counts, strong, log = self.df, signals.strong, math.log
         vector = {}
         for term, count in signals.terms.items():
-            df = self.df.get(term, 0) + 1
-            idf = min(math.log((documents + 1) / (df + 1)) + 1.0, max_idf)
-            weight = (1.0 + math.log(count)) * idf
-            vector[term] = weight * boost if term in signals.strong else weight
+            df = counts.get(term, 0) + 1
+            idf = min(log((documents + 1) / (df + 1)) + 1.0, max_idf)
+            weight = (1.0 + log(count)) * idf
+            vector[term] = weight * boost if term in strong else weight
         norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
         return {term: w / norm for term, w in vector.items()}
 
@@ -514,14 +516,19 @@ class Clusterer:
 
     def _join(self, story_id: int, item: Item, vector: dict[str, float]) -> None:
         story = self.stories[story_id]
+        postings = self.postings
         dot = 0.0
+        added = 0
         for term, weight in vector.items():
-            posting = self.postings.setdefault(term, {})
+            posting = postings.get(term)
+            if posting is None:
+                posting = postings[term] = {}
             old = posting.get(story_id, 0.0)
             dot += old * weight
             posting[story_id] = old + weight
-            self._cached += not old
-            self._dirty_terms.add((story_id, term))
+            added += not old
+        self._cached += added
+        self._dirty_terms.update(zip(itertools.repeat(story_id), vector))
         self._terms_of.setdefault(story_id, set()).update(vector)
         story.norm2 += 2 * dot + 1.0
         story.size += 1
@@ -539,9 +546,10 @@ class Clusterer:
             self._space_moved = True
         self._dirty_stories.add(story_id)
         self.documents += 1
+        df = self.df
         for term in item.signals.terms:
-            self.df[term] = self.df.get(term, 0) + 1
-            self._dirty_df.add(term)
+            df[term] = df.get(term, 0) + 1
+        self._dirty_df.update(item.signals.terms)
 
     def _merge(self, a: int, b: int, entry_id: int) -> int:
         """Merge two stories in memory; returns the survivor.
