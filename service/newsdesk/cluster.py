@@ -29,6 +29,7 @@ stories the curator split apart.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -335,25 +336,31 @@ class Clusterer:
 
     def _ranked(self, item: Item, vector: dict[str, float]) -> list[tuple[float, int]]:
         """Candidate stories in the window, best first: (score, story id)."""
-        window = self.params.window
-        published = item.published
+        # The window around the entry, not around each story: the same test with two
+        # datetime sums per entry instead of two per candidate.
+        low = item.published - self.params.window
+        high = item.published + self.params.window
+        stories = self.stories
         candidates = [
             sid
             for sid in self._candidates(vector)
-            if (story := self.stories.get(sid)) is not None
-            and story.first - window <= published <= story.last + window
+            if (story := stories.get(sid)) is not None and story.first <= high and low <= story.last
         ]
         dots = _dots(vector, candidates, self.postings)
         strong = item.signals.strong
         shared = _sharing(strong, candidates, self.postings) if strong else set()
         # Below the lowest bar a story can neither take the entry nor be bridged.
         floor = min(self.params.threshold, self.params.cross_threshold)
+        unshared = self.params.unshared_names
+        blend = self.space is not None and item.embedding is not None
         ranked = []
         for sid, dot in dots.items():
-            story = self.stories[sid]
-            score = self._blend(dot / math.sqrt(story.norm2), item, story)
+            story = stories[sid]
+            score = dot / math.sqrt(story.norm2)
+            if blend:
+                score = self._blend(score, item, story)
             if strong and sid not in shared:
-                score *= self.params.unshared_names
+                score *= unshared
             if score >= floor:
                 ranked.append((score, sid))
         # Highest similarity first; equal ones go to the older (lower) id.
@@ -368,12 +375,13 @@ class Clusterer:
         """
         common = self._common_df()
         df = self.df
-        usable = [t for t in terms if self.postings.get(t) and df.get(t, 0) <= common]
+        postings = self.postings
+        usable = [t for t in terms if postings.get(t) and df.get(t, 0) <= common]
         if len(usable) > self.params.candidate_terms:
             usable.sort(key=lambda t: (df.get(t, 0), t))
         candidates: set[int] = set()
         for term in usable[: self.params.candidate_terms]:
-            candidates.update(self.postings[term])
+            candidates.update(postings[term])
         return candidates
 
     def _blend(self, lexical: float, item: Item, story: StoryState) -> float:
@@ -423,16 +431,18 @@ class Clusterer:
         """The story whose centroid is closest to this one's, if close enough to merge."""
         story = self.stories[story_id]
         terms = self._terms_of.get(story_id, set())
-        window = self.params.window
+        low, high = story.last - self.params.window, story.last + self.params.window
+        stories = self.stories
         candidates = [
             sid
             for sid in self._candidates(terms)
-            if (other := self.stories.get(sid)) is not None
+            if (other := stories.get(sid)) is not None
             # Both active lately: a story's whole span would reach back too far.
-            and abs(other.last - story.last) <= window
+            and low <= other.last <= high
             and sid != story_id
         ]
-        centroid = {term: self.postings[term][story_id] for term in terms}
+        postings = self.postings
+        centroid = {term: postings[term][story_id] for term in terms}
         best: tuple[float, tuple[int, int], int] | None = None
         threshold = self.params.story_merge_threshold
         weight = self.params.semantic_weight if self.space is not None else 0.0
@@ -485,12 +495,13 @@ class Clusterer:
         documents = max(self.documents + 1, self.params.min_documents)
         boost = self.params.strong_boost
         max_idf = self.params.max_idf
+        counts, strong, log = self.df, signals.strong, math.log
         vector = {}
         for term, count in signals.terms.items():
-            df = self.df.get(term, 0) + 1
-            idf = min(math.log((documents + 1) / (df + 1)) + 1.0, max_idf)
-            weight = (1.0 + math.log(count)) * idf
-            vector[term] = weight * boost if term in signals.strong else weight
+            df = counts.get(term, 0) + 1
+            idf = min(log((documents + 1) / (df + 1)) + 1.0, max_idf)
+            weight = (1.0 + log(count)) * idf
+            vector[term] = weight * boost if term in strong else weight
         norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
         return {term: w / norm for term, w in vector.items()}
 
@@ -505,14 +516,19 @@ class Clusterer:
 
     def _join(self, story_id: int, item: Item, vector: dict[str, float]) -> None:
         story = self.stories[story_id]
+        postings = self.postings
         dot = 0.0
+        added = 0
         for term, weight in vector.items():
-            posting = self.postings.setdefault(term, {})
+            posting = postings.get(term)
+            if posting is None:
+                posting = postings[term] = {}
             old = posting.get(story_id, 0.0)
             dot += old * weight
             posting[story_id] = old + weight
-            self._cached += not old
-            self._dirty_terms.add((story_id, term))
+            added += not old
+        self._cached += added
+        self._dirty_terms.update(zip(itertools.repeat(story_id), vector))
         self._terms_of.setdefault(story_id, set()).update(vector)
         story.norm2 += 2 * dot + 1.0
         story.size += 1
@@ -530,9 +546,10 @@ class Clusterer:
             self._space_moved = True
         self._dirty_stories.add(story_id)
         self.documents += 1
+        df = self.df
         for term in item.signals.terms:
-            self.df[term] = self.df.get(term, 0) + 1
-            self._dirty_df.add(term)
+            df[term] = df.get(term, 0) + 1
+        self._dirty_df.update(item.signals.terms)
 
     def _merge(self, a: int, b: int, entry_id: int) -> int:
         """Merge two stories in memory; returns the survivor.
@@ -709,24 +726,21 @@ def cluster_all(
 def _dots(
     vector: dict[str, float], candidates: Sequence[int], postings: dict[str, dict[int, float]]
 ) -> dict[int, float]:
-    """Dot products of ``vector`` with each candidate's centroid, term at a time, walking
-    whichever is shorter: the term's posting list or the candidates."""
+    """Dot products of ``vector`` with each candidate's centroid, term at a time.
+
+    Per term, only the candidates holding it are touched: the intersection of two key
+    views runs in C over the shorter side. Each dot still adds its terms in the order
+    of ``vector``, so the sums are the same to the last bit whatever the sets' order.
+    """
     dots = dict.fromkeys(candidates, 0.0)
     if not dots:
         return dots
+    wanted = dots.keys()
     for term, weight in vector.items():
         posting = postings.get(term)
-        if not posting:
-            continue
-        if len(posting) < len(dots):
-            for sid, centroid in posting.items():
-                if sid in dots:
-                    dots[sid] += weight * centroid
-        else:
-            for sid in dots:
-                value = posting.get(sid)
-                if value:
-                    dots[sid] += weight * value
+        if posting:
+            for sid in posting.keys() & wanted:
+                dots[sid] += weight * posting[sid]
     return dots
 
 
@@ -735,10 +749,11 @@ def _sharing(
 ) -> set[int]:
     """The candidates whose centroid holds one of ``terms``."""
     found: set[int] = set()
+    wanted = set(candidates)
     for term in terms:
         posting = postings.get(term)
         if posting:
-            found.update(sid for sid in candidates if sid in posting)
+            found |= posting.keys() & wanted
     return found
 
 

@@ -1,9 +1,10 @@
 """The clustering job: every entry not in a story yet joins or opens one.
 
-Entries are taken oldest published first, in batches of ``BATCH``; each batch is one
-transaction under the clustering lock, so a killed process loses at most the batch it
-was in (its entries are simply pending again) and two processes never cluster the same
-entry. The :class:`~newsdesk.cluster.Clusterer` keeps what it loaded between batches
+Entries are taken oldest published first, in batches of ``BATCH`` (the clusterer
+settles each batch); up to ``BATCHES_PER_TRANSACTION`` batches are one transaction under
+the clustering lock, so a killed process loses at most the batches of the transaction
+it was in (their entries are simply pending again) and two processes never cluster the
+same entry. The :class:`~newsdesk.cluster.Clusterer` keeps what it loaded between batches
 while nobody else changed the stories.
 """
 
@@ -42,6 +43,12 @@ PRUNE_AFTER = timedelta(hours=12)
 
 MAX_CACHED_POSTINGS = 1_000_000
 """Beyond this many cached (term, story) weights the cache is dropped and reloaded."""
+
+BATCHES_PER_TRANSACTION = 4
+"""Batches one transaction holds. A commit writes out every index page its batches
+changed, and consecutive batches change mostly the same pages (the term counts, the
+term index): four batches a commit write a fraction of what four commits would, while
+the lock is held for a fetch round's worth of entries (2,000), a second or two."""
 
 
 @dataclass
@@ -100,63 +107,93 @@ def cluster_pending(
 ) -> ClusterSummary:
     """Cluster every pending entry (or the first ``limit``); see the module docstring.
 
-    In semantic mode the entries are embedded before the batch takes the lock: the
-    model is the slow part, and the fetch round must not wait for it.
+    In semantic mode the entries are embedded before the transaction takes the lock:
+    the model is the slow part, and the fetch round must not wait for it.
     """
     started = time.perf_counter()
     if params.semantic and embedder is None:
         embedder = Embedder()
-    summary = ClusterSummary()
-    clusterer = Clusterer(params)
-    version: int | None = None
-    low_water: datetime | None = None
-    while limit is None or summary.entries < limit:
-        size = BATCH if limit is None else min(BATCH, limit - summary.entries)
+    job = _Job(Clusterer(params), params, embedder, now)
+    while size := job.room(limit, BATCH * BATCHES_PER_TRANSACTION):
         embeddings = embed(embedder, store.stories.peek_pending(size)) if embedder else {}
         with store.stories.batch() as batch:
-            current = batch.version()
-            if current != version or clusterer.cached_postings > MAX_CACHED_POSTINGS:
-                clusterer.forget()
-                clusterer.documents = batch.clustered()
-                if params.semantic:
-                    clusterer.space = batch.space()
-                low_water = None
-                _rebuild_split_stories(batch, clusterer, embedder)
-            pending = batch.pending(size)
-            if not pending:
-                break
-            # Entries stored meanwhile (an older published date) are embedded here.
-            embeddings |= embed(embedder, [e for e in pending if e.id not in embeddings])
-            items = [item_of(entry, embeddings.get(entry.id)) for entry in pending]
-            low = min(item.published for item in items) - params.window
-            if low_water is not None and low < low_water:
-                # Loaded postings start at low_water: an older entry needs a fresh load.
-                clusterer.forget()
-            if low_water is not None and low - low_water > PRUNE_AFTER:
-                clusterer.prune(low)
-                low_water = low
-            low_water = low if low_water is None else min(low, low_water)
-            _load(batch, clusterer, items, low_water)
-            for item in items:
-                clusterer.assign(item)
-            _load_whole(batch, clusterer, clusterer.unsettled(), low_water)
-            clusterer.settle()
-            changes = clusterer.changes()
-            titles = {e.id: e.title for e in pending}
-            opened = {
-                a.story_id: titles[a.entry_id] for a in changes.assignments if a.signal == FIRST
-            }
-            ids = batch.write(changes, opened, now)
-            clusterer.renumber(ids)
-            version = batch.version()
-        summary.entries += len(items)
-        summary.opened += len(changes.new_stories)
-        summary.merged += len(changes.merges)
-        summary.signals.update(a.signal for a in changes.assignments)
+            for _ in range(BATCHES_PER_TRANSACTION):
+                if not job.step(batch, job.room(limit, BATCH), embeddings):
+                    break
+        if job.done:
+            break
+    summary = job.summary
     summary.seconds = time.perf_counter() - started
     if summary.entries:
         log.info(summary.line(), extra={"entries": summary.entries, "stories": summary.opened})
     return summary
+
+
+@dataclass
+class _Job:
+    """One ``cluster_pending`` call: the clusterer and what it knows of its cache."""
+
+    clusterer: Clusterer
+    params: ClusterParams
+    embedder: Embedder | None
+    now: datetime
+    summary: ClusterSummary = field(default_factory=ClusterSummary)
+    version: int | None = None
+    """The stories' version after our last write: another, and the cache is stale."""
+    low_water: datetime | None = None
+    """Loaded postings reach back to here."""
+    done: bool = False
+    """No entry was pending (or ``limit`` is reached)."""
+
+    def room(self, limit: int | None, most: int) -> int:
+        """Entries the next step may take: ``most``, fewer near ``limit``."""
+        if limit is None:
+            return most
+        return max(0, min(most, limit - self.summary.entries))
+
+    def step(self, batch: StoryBatch, size: int, embeddings: dict[int, Vector]) -> bool:
+        """Cluster one batch of up to ``size`` entries; False when there was none."""
+        clusterer, params = self.clusterer, self.params
+        if batch.version() != self.version or clusterer.cached_postings > MAX_CACHED_POSTINGS:
+            clusterer.forget()
+            clusterer.documents = batch.clustered()
+            if params.semantic:
+                clusterer.space = batch.space()
+            self.low_water = None
+            _rebuild_split_stories(batch, clusterer, self.embedder)
+        pending = batch.pending(size) if size else []
+        if not pending:
+            self.done = True
+            return False
+        # Entries stored meanwhile (an older published date) are embedded here.
+        embeddings |= embed(self.embedder, [e for e in pending if e.id not in embeddings])
+        items = [item_of(entry, embeddings.get(entry.id)) for entry in pending]
+        low = min(item.published for item in items) - params.window
+        low_water = self.low_water
+        if low_water is not None and low < low_water:
+            # Loaded postings start at low_water: an older entry needs a fresh load.
+            clusterer.forget()
+        if low_water is not None and low - low_water > PRUNE_AFTER:
+            clusterer.prune(low)
+            low_water = low
+        low_water = low if low_water is None else min(low, low_water)
+        self.low_water = low_water
+        _load(batch, clusterer, items, low_water)
+        for item in items:
+            clusterer.assign(item)
+        _load_whole(batch, clusterer, clusterer.unsettled(), low_water)
+        clusterer.settle()
+        changes = clusterer.changes()
+        titles = {e.id: e.title for e in pending}
+        opened = {a.story_id: titles[a.entry_id] for a in changes.assignments if a.signal == FIRST}
+        clusterer.renumber(batch.write(changes, opened, self.now))
+        self.version = batch.version()
+        summary = self.summary
+        summary.entries += len(items)
+        summary.opened += len(changes.new_stories)
+        summary.merged += len(changes.merges)
+        summary.signals.update(a.signal for a in changes.assignments)
+        return True
 
 
 def _load(batch: StoryBatch, clusterer: Clusterer, items: Sequence[Item], low: datetime) -> None:
