@@ -152,7 +152,7 @@ stories = Table(
     Column("semantic", LargeBinary),
     Column("semantic_count", Integer, nullable=False, default=0),
     # Set when the story was merged into another: its id keeps answering.
-    Column("merged_into", Integer),
+    Column("merged_into", Integer, index=True),
     Index(None, "last_published_at"),
 )
 
