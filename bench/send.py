@@ -125,19 +125,7 @@ def peer_messages(port: int, count: int) -> tuple[list[tuple[str, bytes, str]], 
         store = open_store(config.store_url)
         clock = lambda: datetime.now(UTC)  # noqa: E731
         ctx = delivery._context(config, store, clock)  # a look inside: no ledger here
-        composed = delivery.compose(config, store, now=clock())
-        rendered = delivery.render_for_sending(config, composed)
-        issue = delivery.IssueRow(
-            id=0,
-            slot=composed.slot,
-            status="draft",
-            subject=composed.plan.subject,
-            preheader=composed.plan.preheader,
-            html=rendered.html,
-            text=rendered.text,
-            created_at=clock(),
-            sent_at=None,
-        )
+        issue = delivery.draft_issue(config, delivery.compose(config, store, now=clock()), clock())
         messages, costs = [], []
         for s in store.subscribers.active():
             msg_id = f"<bench-{s.id}@example.org>"

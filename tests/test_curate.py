@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from newsdesk.curate import Candidates, curate, excerpt, one_line, shorten
-from newsdesk.picks import PhotoPick, Pick, Picks, Source
-from newsdesk.plan import DigestPlan, SectionConfig
+from newsdesk.picks import Pick, Picks, Source
+from newsdesk.plan import DigestPlan, Photo, SectionConfig
 from newsdesk.ranking import Member, RankedStory, rank
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
@@ -209,7 +209,7 @@ def test_url_picks_and_hand_named_sources() -> None:
 
 
 def test_the_photo_goes_to_the_photo_section_or_is_reported() -> None:
-    photo = PhotoPick(image="https://img.example/p.jpg", width=600, height=400, alt="Robot")
+    photo = Photo(image="https://img.example/p.jpg", width=600, height=400, alt="Robot")
     with_section = plan(Picks(path=PICKS, photo=photo), sections=(LEAD, PHOTO))
     assert with_section.sections[1].photo is not None
     assert with_section.sections[1].photo.alt == "Robot"

@@ -25,7 +25,7 @@ from datetime import date
 
 from newsdesk.identity import canonical_url, plain_text
 from newsdesk.picks import Pick, Picks
-from newsdesk.plan import AUTO_KINDS, DigestPlan, Item, Link, Photo, Section, SectionConfig
+from newsdesk.plan import AUTO_KINDS, DigestPlan, Item, Link, Section, SectionConfig
 from newsdesk.ranking import RankedStory, outlet_of
 
 SUBJECT_MAX = 120
@@ -117,7 +117,7 @@ def curate(
     photo_section = next((s.id for s in sections if s.kind == "photo"), None)
     if picks.photo is not None and photo_section is None:
         warnings.append(f"{where}: photo: no section of kind 'photo' in newsdesk.toml")
-    photo = _photo(picks) if picks.photo else None
+    photo = picks.photo
 
     built = tuple(
         Section(
@@ -214,21 +214,6 @@ def _hidden(hide: Sequence[str]) -> set[str]:
         else:
             out.add(outlet_of(f"https://{value.strip().lower()}/"))
     return out
-
-
-def _photo(picks: Picks) -> Photo:
-    p = picks.photo
-    assert p is not None
-    return Photo(
-        image=p.image,
-        width=p.width,
-        height=p.height,
-        alt=p.alt,
-        prompt=p.prompt,
-        credit=p.credit,
-        caption=p.caption,
-        link=p.link,
-    )
 
 
 def _subject(chosen: str, name: str, sections: Sequence[Section]) -> str:

@@ -26,6 +26,7 @@ from email.utils import make_msgid
 from newsdesk.compose import (
     GREETING_MARKER,
     UNSUBSCRIBE_MARKER,
+    ComposedIssue,
     compose,
     open_issue,
     preview_unsubscribe_url,
@@ -362,23 +363,28 @@ def dry_run(config: Config, store: Store, *, clock: Callable[[], datetime]) -> D
     if issue is None:
         composed = compose(config, store, now=clock())
         warnings, held = composed.warnings, composed.held
-        sending = render_for_sending(config, composed)
-        issue = IssueRow(
-            id=0,
-            slot=composed.slot,
-            status="draft",
-            subject=composed.plan.subject,
-            preheader=composed.plan.preheader,
-            html=sending.html,
-            text=sending.text,
-            created_at=clock(),
-            sent_at=None,
-        )
+        issue = draft_issue(config, composed, clock())
     total = 0
     subscribers = store.subscribers.active()
     for s in subscribers:
         total += len(personalise(ctx, issue, s, message_id(issue.slot, s.id, ctx.key, ctx.domain)))
     return DryRun(issue.slot, len(subscribers), total, warnings, held)
+
+
+def draft_issue(config: Config, composed: ComposedIssue, now: datetime) -> IssueRow:
+    """The issue as ``send`` would freeze it, without storing it (dry runs, benchmarks)."""
+    sending = render_for_sending(config, composed)
+    return IssueRow(
+        id=0,
+        slot=composed.slot,
+        status="draft",
+        subject=composed.plan.subject,
+        preheader=composed.plan.preheader,
+        html=sending.html,
+        text=sending.text,
+        created_at=now,
+        sent_at=None,
+    )
 
 
 def send_test_copy(

@@ -32,6 +32,7 @@ from newsdesk.config_values import (
     read_str_list,
 )
 from newsdesk.errors import ConfigError
+from newsdesk.plan import Photo
 
 DEFAULT_SKIP_TAGS: tuple[str, ...] = ("skip",)
 
@@ -80,25 +81,13 @@ class Pick:
 
 
 @dataclass(frozen=True, slots=True)
-class PhotoPick:
-    image: str
-    width: int
-    height: int
-    alt: str
-    prompt: str = ""
-    credit: str = ""
-    caption: str = ""
-    link: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Picks:
     path: Path
     subject: str = ""
     preheader: str = ""
     intro: tuple[str, ...] = ()
     skip_tags: tuple[str, ...] = DEFAULT_SKIP_TAGS
-    photo: PhotoPick | None = None
+    photo: Photo | None = None
     picks: tuple[Pick, ...] = ()
 
     def skipped(self, pick: Pick) -> bool:
@@ -158,8 +147,8 @@ class _PicksReader:
             picks=picks,
         )
 
-    def photo(self, t: ConfigTable) -> PhotoPick:
-        result = PhotoPick(
+    def photo(self, t: ConfigTable) -> Photo:
+        result = Photo(
             image=t.get("image", read_http_url, "", required=True),
             width=t.get("width", read_int(1, 2000), 0, required=True),
             height=t.get("height", read_int(1, 4000), 0, required=True),
