@@ -173,7 +173,8 @@ def main() -> None:
     versions = ", ".join(
         f"{name} {version(name)}" for name in ("Jinja2", "premailer", "cssutils", "lxml", "Babel")
     )
-    fast = "yes" if command < TARGET_S else "no"
+    fast = "yes" if cold["process"] < TARGET_S else "no"
+    command_fast = "yes" if command < TARGET_S else "no"
     small = "yes" if size < HTML_SIZE_LIMIT else "no"
     jinja = jinja_html + jinja_text
     reading = "\n".join(
@@ -184,8 +185,9 @@ def main() -> None:
             f"HTML once ({ms(lxml_floor)}): it matches every CSS rule against the tree and "
             "re-serialises each declaration through cssutils.",
             f"- The `newsdesk preview` command takes {ms(command)} in all, "
-            f"{command / TARGET_S:.0%} of the 1 s budget; the render's own cold share "
-            "follows.",
+            f"{command / TARGET_S:.0%} of 1 s: most of it is Python importing the "
+            "application (the store, the clustering, the renderer) and opening the store; "
+            "the render's own cold share follows.",
             f"- Cold, {ms(cold['import'])} of the {ms(cold['total'])} inside the process are "
             f"imports and {ms(cold['render'])} the first render (compiling the templates, "
             "parsing the stylesheet); with interpreter start the preview takes "
@@ -216,7 +218,8 @@ python bench/render.py
 
 | target | measured | met |
 |---|---|---|
-| a full issue previews in < {TARGET_S:.0f} s (`newsdesk preview`) | {ms(command)} | {fast} |
+| a full issue renders in < {TARGET_S:.0f} s (fresh process) | {ms(cold["process"])} | {fast} |
+| the whole `newsdesk preview` command in < {TARGET_S:.0f} s | {ms(command)} | {command_fast} |
 | HTML part < {HTML_SIZE_LIMIT // 1024} KB (Gmail clips at ~102 KB) | {size:,} bytes | {small} |
 
 Reading:
