@@ -51,12 +51,21 @@ class ComposedIssue:
         return self.rendered.size > HTML_SIZE_LIMIT
 
 
-def renderer(config: Config) -> Renderer:
-    language = config.newsletter.language
-    labels = load_labels(
-        language, folder=config.digest.templates, overrides=dict(config.digest.labels)
+def issue_labels(config: Config) -> dict[str, str]:
+    """The template strings of the newsletter's language, with the curator's overrides."""
+    return load_labels(
+        config.newsletter.language,
+        folder=config.digest.templates,
+        overrides=dict(config.digest.labels),
     )
-    return Renderer(language=language, labels=labels, folder=config.digest.templates)
+
+
+def renderer(config: Config) -> Renderer:
+    return Renderer(
+        language=config.newsletter.language,
+        labels=issue_labels(config),
+        folder=config.digest.templates,
+    )
 
 
 def issue_picks(config: Config) -> Picks:
@@ -94,12 +103,10 @@ def gather(config: Config, store: Store, picks: Picks, *, now: datetime) -> Cand
             continue  # curate reports it as an unmatched pick
     ids = sorted({s.id for s in active} | set(resolved.values()))
     members = store.stories.members(ids)
-    by_id = {r.id: r for r in rank(((i, members.get(i, [])) for i in ids), now, half_life)}
+    everything = rank(((i, members.get(i, [])) for i in ids), now, half_life)
+    by_id = {r.id: r for r in everything}
     window = {s.id for s in active}
-    ranked = sorted(
-        (r for r in by_id.values() if r.id in window),
-        key=lambda s: (-s.score, -s.last.timestamp(), s.id),
-    )
+    ranked = [r for r in everything if r.id in window]  # still best first
     picked = {asked: by_id[real] for asked, real in resolved.items() if real in by_id}
     leads = [r.lead.entry_id for r in by_id.values()]
     return Candidates(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from newsdesk.identity import canonical_url, plain_text
+from newsdesk.message import header_text
 from newsdesk.picks import Pick, Picks
 from newsdesk.plan import AUTO_KINDS, DigestPlan, Item, Link, Section, SectionConfig
 from newsdesk.ranking import RankedStory, outlet_of
@@ -35,7 +36,6 @@ PREHEADER_MAX = 140
 EXCERPT = {"featured": (3, 480), "list": (2, 280), "background": (3, 480)}
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"'„“‚(\[]?[A-ZÄÖÜ0-9])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,4 +249,4 @@ def shorten(text: str, limit: int) -> str:
 
 def one_line(text: str) -> str:
     """Safe for a header and a heading: control characters and line breaks become spaces."""
-    return " ".join(_CONTROL.sub(" ", text).split())
+    return header_text(text, limit=None)

@@ -28,6 +28,7 @@ from newsdesk.compose import (
     UNSUBSCRIBE_MARKER,
     ComposedIssue,
     compose,
+    issue_labels,
     open_issue,
     preview_unsubscribe_url,
     render_for_sending,
@@ -35,7 +36,6 @@ from newsdesk.compose import (
 from newsdesk.config import Config
 from newsdesk.errors import UsageError
 from newsdesk.keys import signing_keys
-from newsdesk.labels import load_labels
 from newsdesk.message import MessageTemplate, build_message, mailto, split_address
 from newsdesk.send import DeliveryError, OutboxTransport, SmtpSettings, SmtpTransport, Transport
 from newsdesk.store import Store
@@ -173,7 +173,7 @@ def send_issue(
     own = transport is None
     transport = transport or transport_for(config)
     try:
-        _work(ctx, issue, rows, transport, summary, progress, sleep)
+        _work(ctx, issue, rows, active, transport, summary, progress, sleep)
     except _Stop as stop:
         summary.paused = f"issue {issue.slot}: paused: {stop}; `newsdesk send --resume` goes on"
         log.error(summary.paused)
@@ -196,6 +196,7 @@ def _work(
     ctx: _Context,
     issue: IssueRow,
     rows: list[Delivery],
+    subscribers: list[Subscriber],
     transport: Transport,
     summary: SendSummary,
     progress: Progress | None,
@@ -206,13 +207,13 @@ def _work(
     in_a_row = 0
     interval = 1.0 / mail.rate_limit if mail.rate_limit else 0.0
     next_at = time.monotonic()
-    active: dict[int, Subscriber] = {}
+    active = {s.id: s for s in subscribers}
     accepted: int | None = None
     """The row whose message the server just accepted: its "sent" is committed together
     with the next row's "sending" (one commit per message instead of two)."""
     try:
         for done, row in enumerate(rows, 1):
-            if done % REFRESH_EVERY == 1:  # an unsubscribe mid-send counts within a moment
+            if done % REFRESH_EVERY == 0:  # an unsubscribe mid-send counts within a moment
                 active = {s.id: s for s in ctx.store.subscribers.active()}
             subscriber = active.get(row.subscriber_id)
             if subscriber is None:
@@ -429,12 +430,7 @@ def send_test_copy(
 
 
 def _context(config: Config, store: Store, clock: Callable[[], datetime]) -> _Context:
-    labels = load_labels(
-        config.newsletter.language,
-        folder=config.digest.templates,
-        overrides=dict(config.digest.labels),
-    )
-    return _Context(config, store, signing_keys(config)[0], labels, clock)
+    return _Context(config, store, signing_keys(config)[0], issue_labels(config), clock)
 
 
 def _open(config: Config, store: Store, clock: Callable[[], datetime], *, force: bool) -> IssueRow:

@@ -29,32 +29,16 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime
 from urllib.parse import quote
 
-
-class _Policy(EmailPolicy):
-    """SMTP line endings; headers of a parsed message are written back as they came."""
-
-    def fold(self, name: str, value: str) -> str:
-        if name.lower() in _AS_IS:
-            return _fold_list(name, str(value), self.linesep)
-        folded: str = super().fold(name, value)
-        return folded
-
-    def fold_binary(self, name: str, value: str) -> bytes:
-        if name.lower() in _AS_IS:
-            return _fold_list(name, str(value), self.linesep).encode("ascii")
-        folded: bytes = super().fold_binary(name, value)
-        return folded
+# refold_source="none": build_message's EmailMessage writes the header bytes made here
+# back unchanged instead of refolding (and re-decoding) them.
+POLICY = EmailPolicy(linesep="\r\n", refold_source="none")
+CRLF = "\r\n"
 
 
-_AS_IS = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
-# refold_source="none": build_message's EmailMessage writes our header bytes back
-# unchanged instead of refolding (and re-decoding) them.
-POLICY = _Policy(linesep="\r\n", refold_source="none")
-
-
-def _fold_list(name: str, value: str, linesep: str) -> str:
+def _fold_list(name: str, value: str) -> bytes:
+    """A list of ``<...>`` parts, folded only between them."""
     parts = [part.strip() for part in value.split(",")]
-    return f"{name}: " + f",{linesep} ".join(parts) + linesep
+    return (f"{name}: " + f",{CRLF} ".join(parts) + CRLF).encode("ascii")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]+")
@@ -62,7 +46,7 @@ SUBJECT_MAX = 250
 """Characters; longer subjects are cut (RFC 5322 allows long headers, clients do not)."""
 
 
-def header_text(text: str, limit: int = SUBJECT_MAX) -> str:
+def header_text(text: str, limit: int | None = SUBJECT_MAX) -> str:
     """``text`` as one header line: no control characters, no line breaks, trimmed."""
     return " ".join(_CONTROL.sub(" ", text).split())[:limit].strip()
 
@@ -137,7 +121,7 @@ class MessageTemplate:
         ]
         links = [f"<{header_text(u, 900)}>" for u in (unsubscribe_url, unsubscribe_mailto) if u]
         if links:
-            head.append(_fold_list("List-Unsubscribe", ", ".join(links), CRLF).encode("ascii"))
+            head.append(_fold_list("List-Unsubscribe", ", ".join(links)))
         if unsubscribe_url:
             head.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         boundary = self._boundary.encode("ascii")
@@ -154,9 +138,6 @@ class MessageTemplate:
                 b"--" + boundary + b"--\r\n",
             ]
         )
-
-
-CRLF = "\r\n"
 
 
 def _part(boundary: bytes, subtype: str, body: str) -> bytes:
