@@ -141,6 +141,24 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    tick: timedelta = timedelta(minutes=1)
+    """How often ``newsdesk run`` looks for due feeds (each feed keeps its own interval)."""
+    send: bool = True
+    """Compose and send each issue at ``newsletter.schedule``; false: only fetch."""
+    send_deadline: timedelta = timedelta(hours=6)
+    """A send the daemon missed (stopped, busy) is made up this long after its time, no later."""
+    maintenance: str = "30 4 * * *"
+    """When the retention and the maintenance run (cron, in the newsletter's time zone)."""
+    stop_timeout: timedelta = timedelta(seconds=30)
+    """On SIGTERM, how long the feed or message in flight may take before it is abandoned."""
+    health_to: str = ""
+    """Address that gets a feed-health mail after maintenance when feeds keep failing."""
+    health_after: timedelta = timedelta(days=1)
+    """A feed counts as failing in health reports once it has failed this long."""
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "text"
@@ -160,6 +178,9 @@ class Config:
     subscribers: SubscribersConfig = field(default_factory=SubscribersConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    retention: timedelta = timedelta(days=180)
+    """Entries older than this are pruned (0: never); stories of sent issues are kept."""
 
     @property
     def base_dir(self) -> Path:
@@ -227,6 +248,11 @@ class Validator:
         newsletter = self.newsletter(root.table("newsletter"))
         store = root.table("store")
         store_url = store.get("url", read_nonempty, "sqlite:///newsdesk.db")
+        retention = store.get(
+            "retention", read_duration(timedelta(0), timedelta(days=3650)), Config.retention
+        )
+        if timedelta(0) < retention < timedelta(days=1):
+            self.problem(store.where("retention"), "must be 0 (keep everything) or at least 1d")
         store.done()
         fetch = self.fetch(root.table("fetch"))
         mail = self.mail(root.table("mail"))
@@ -246,6 +272,7 @@ class Validator:
             format=log.get("format", read_choice("text", "json"), "text"),
         )
         log.done()
+        daemon = self.daemon(root.table("daemon"))
         root.done()
         self.cross_check(sections, feeds)
         if self.problems:
@@ -262,7 +289,41 @@ class Validator:
             subscribers=subscribers,
             cluster=cluster,
             log=log_config,
+            daemon=daemon,
+            retention=retention,
         )
+
+    def daemon(self, t: Table) -> DaemonConfig:
+        d = DaemonConfig()
+        health_to = t.get("health_to", read_str, d.health_to)
+        if health_to:
+            try:
+                read_address(health_to)
+            except ValueError as exc:
+                self.problem(t.where("health_to"), str(exc))
+        result = DaemonConfig(
+            tick=t.get("tick", read_duration(timedelta(seconds=1), timedelta(hours=1)), d.tick),
+            send=t.get("send", read_bool, d.send),
+            send_deadline=t.get(
+                "send_deadline",
+                read_duration(timedelta(minutes=1), timedelta(days=7)),
+                d.send_deadline,
+            ),
+            maintenance=t.get("maintenance", read_cron, d.maintenance),
+            stop_timeout=t.get(
+                "stop_timeout",
+                read_duration(timedelta(seconds=1), timedelta(minutes=10)),
+                d.stop_timeout,
+            ),
+            health_to=health_to,
+            health_after=t.get(
+                "health_after",
+                read_duration(timedelta(minutes=1), timedelta(days=60)),
+                d.health_after,
+            ),
+        )
+        t.done()
+        return result
 
     def newsletter(self, t: Table) -> NewsletterConfig:
         d = NewsletterConfig()

@@ -269,3 +269,40 @@ deliveries = Table(
     UniqueConstraint("issue_id", "subscriber_id"),
     Index(None, "issue_id", "state"),
 )
+
+daemons = Table(
+    "daemons",
+    metadata,
+    # One row per `newsdesk run` process: `status` shows who runs and whether it is alive.
+    Column("instance", String(120), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(40), nullable=False, default=""),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    # The last run of each scheduled job (fetch, send, maintenance) and its next one.
+    Column("name", String(40), primary_key=True),
+    Column("instance", String(120), nullable=False, default=""),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    # running | ok | failed | skipped
+    Column("outcome", String(20), nullable=False, default="running"),
+    Column("message", Text, nullable=False, default=""),
+    Column("next_run_at", UTCDateTime),
+)
+
+entry_tombstones = Table(
+    "entry_tombstones",
+    metadata,
+    # Keys of entries removed by the retention: a feed that still carries them does
+    # not bring them back.
+    Column("feed_id", ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(600), primary_key=True),
+    Column("pruned_at", UTCDateTime, nullable=False),
+)
