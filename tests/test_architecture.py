@@ -16,7 +16,7 @@ OWNERS = {
     "nh3": {"parse/"},
     "sqlalchemy": {"store/"},
     "alembic": {"store/"},
-    "apscheduler": {"scheduler.py"},
+    "apscheduler": {"scheduler/"},
     "jinja2": {"render.py"},
     "premailer": {"render.py"},
     "smtplib": {"send.py"},
@@ -43,6 +43,8 @@ LEAVES = [
     "curate.py",
     "render.py",
     "message.py",
+    "health.py",
+    "scheduler/triggers.py",
 ]
 
 

@@ -38,9 +38,11 @@ def test_quick_start_runs_offline_on_the_embedded_defaults(tmp_path: Path) -> No
     assert once.returncode == 0, once.stderr
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     assert once.stdout.strip() in readme, "the README shows another output of the quick start"
-    fetched, clustered = once.stdout.strip().split("; clustered ")
-    assert fetched == "3 feeds: 3 ok, 0 not modified, 0 failed; 8 new entries"
+    fetch_line, maintenance_line = once.stdout.strip().splitlines()
+    fetched, clustered = fetch_line.split("; clustered ")
+    assert fetched == "fetch: 3 feeds: 3 ok, 0 not modified, 0 failed; 8 new entries"
     assert clustered.startswith("8 entries: ")
+    assert maintenance_line.startswith("maintenance: ")  # the demo sends only by hand
     assert (demo / "newsdesk.db").exists()
     preview = run("--config", str(demo / "newsdesk.toml"), "preview")
     assert preview.returncode == 0, preview.stderr

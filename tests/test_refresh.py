@@ -68,7 +68,7 @@ def test_a_round_stores_new_entries_then_uses_conditional_get(
     config, store = setup(tmp_path, server, "/feed.xml")
     clock = Clock()
 
-    first = jobs.run_once(config, store, clock=clock).refresh
+    first = jobs.fetch_round(config, store, clock=clock).refresh
     assert (first.ok, first.new_entries) == (1, 2)
 
     clock.advance(timedelta(days=2))
@@ -80,7 +80,7 @@ def test_a_round_stores_new_entries_then_uses_conditional_get(
             else Reply(body=rss(1, 2, 3))
         ),
     )
-    second = jobs.run_once(config, store, clock=clock).refresh
+    second = jobs.fetch_round(config, store, clock=clock).refresh
     assert (second.not_modified, second.new_entries) == (1, 0)
     assert server.requests[-1].headers["if-none-match"] == '"v1"'
 
@@ -94,8 +94,8 @@ def test_only_due_feeds_are_fetched(tmp_path: Path, server: FeedServer) -> None:
     server.route("/feed.xml", Reply(body=rss(1), headers={"ETag": '"v1"'}))
     config, store = setup(tmp_path, server, "/feed.xml")
     clock = Clock()
-    jobs.run_once(config, store, clock=clock)
-    again = jobs.run_once(config, store, clock=clock).refresh
+    jobs.fetch_round(config, store, clock=clock)
+    again = jobs.fetch_round(config, store, clock=clock).refresh
     assert again.feeds == 0
     assert len(server.requests_to("/feed.xml")) == 1
 
@@ -104,9 +104,9 @@ def test_an_unchanged_body_is_not_parsed_again(tmp_path: Path, server: FeedServe
     server.route("/feed.xml", Reply(body=rss(1, 2)))  # no validators at all
     config, store = setup(tmp_path, server, "/feed.xml")
     clock = Clock()
-    jobs.run_once(config, store, clock=clock)
+    jobs.fetch_round(config, store, clock=clock)
     clock.advance(timedelta(days=2))
-    second = jobs.run_once(config, store, clock=clock).refresh
+    second = jobs.fetch_round(config, store, clock=clock).refresh
     assert (second.ok, second.not_modified) == (0, 1)
 
 
@@ -114,7 +114,7 @@ def test_ttl_makes_checks_rarer(tmp_path: Path, server: FeedServer) -> None:
     server.route("/feed.xml", Reply(body=rss(1, 2, 3, ttl=600)))
     config, store = setup(tmp_path, server, "/feed.xml")
     clock = Clock()
-    jobs.run_once(config, store, clock=clock)
+    jobs.fetch_round(config, store, clock=clock)
     feed = store.feeds.get(server.url("/feed.xml"))
     assert feed.next_check_at is not None
     assert feed.next_check_at - clock.now >= timedelta(hours=10)
@@ -128,7 +128,7 @@ def test_failures_are_stored_with_a_reason_and_pause_the_feed(
     config, store = setup(tmp_path, server, "/ok.xml", "/broken.xml")
     clock = Clock()
     for _ in range(3):
-        summary = jobs.run_once(config, store, clock=clock).refresh
+        summary = jobs.fetch_round(config, store, clock=clock).refresh
         clock.advance(timedelta(days=1))
     assert summary.failures == [(server.url("/broken.xml"), "HTTP 500 Internal Server Error")]
 
@@ -146,7 +146,7 @@ def test_failures_are_stored_with_a_reason_and_pause_the_feed(
 def test_a_gone_feed_is_retired(tmp_path: Path, server: FeedServer) -> None:
     server.route("/gone.xml", Reply(status=410))
     config, store = setup(tmp_path, server, "/gone.xml")
-    jobs.run_once(config, store, clock=Clock())
+    jobs.fetch_round(config, store, clock=Clock())
     assert store.feeds.get(server.url("/gone.xml")).status == "retired"
     assert store.feeds.due(Clock().now + timedelta(days=365)) == []
 
@@ -156,14 +156,14 @@ def test_a_permanent_redirect_moves_the_feed(tmp_path: Path, server: FeedServer)
     server.route("/new.xml", Reply(body=rss(1)))
     config, store = setup(tmp_path, server, "/old.xml")
     clock = Clock()
-    jobs.run_once(config, store, clock=clock)
+    jobs.fetch_round(config, store, clock=clock)
 
     feed = store.feeds.get(server.url("/old.xml"))
     assert feed.url == server.url("/new.xml")
     # newsdesk.toml still says /old.xml; the next start must not bring it back.
     store = jobs.open_app_store(config)
     clock.advance(timedelta(days=2))
-    jobs.run_once(config, store, clock=clock)
+    jobs.fetch_round(config, store, clock=clock)
     assert len(server.requests_to("/old.xml")) == 1
     assert [f.url for f in store.feeds.listed()] == [server.url("/new.xml")]
 
@@ -172,7 +172,7 @@ def test_retry_after_sets_the_next_check(tmp_path: Path, server: FeedServer) -> 
     server.route("/busy.xml", Reply(status=429, headers={"Retry-After": "7200"}))
     config, store = setup(tmp_path, server, "/busy.xml")
     clock = Clock()
-    jobs.run_once(config, store, clock=clock)
+    jobs.fetch_round(config, store, clock=clock)
     feed = store.feeds.get(server.url("/busy.xml"))
     assert feed.next_check_at == clock.now + timedelta(seconds=7200)
 
@@ -181,7 +181,7 @@ def test_one_slow_feed_does_not_hold_up_the_round(tmp_path: Path, server: FeedSe
     server.route("/ok.xml", Reply(body=rss(1)))
     server.route("/drip.xml", Reply(body=itertools.repeat(b" "), chunk_delay=0.2))
     config, store = setup(tmp_path, server, "/ok.xml", "/drip.xml")
-    summary = jobs.run_once(config, store, clock=Clock()).refresh
+    summary = jobs.fetch_round(config, store, clock=Clock()).refresh
     assert (summary.ok, summary.failed) == (1, 1)
     assert "longer than 3 s" in summary.failures[0][1]
 
@@ -191,7 +191,7 @@ def test_private_addresses_are_refused_by_default(tmp_path: Path, server: FeedSe
     path = write_config(tmp_path, f'[[feed]]\nurl = "{server.url("/feed.xml")}"\n')
     config = load_config(path, {})
     store = jobs.open_app_store(config)
-    summary = jobs.run_once(config, store, clock=Clock()).refresh
+    summary = jobs.fetch_round(config, store, clock=Clock()).refresh
     assert summary.failed == 1
     assert "private" in summary.failures[0][1] or "loopback" in summary.failures[0][1]
     assert server.requests == []
@@ -219,7 +219,7 @@ def test_documents_that_are_not_feeds_fail_with_a_reason(
 ) -> None:
     server.route("/feed.xml", reply)
     config, store = setup(tmp_path, server, "/feed.xml")
-    summary = jobs.run_once(config, store, clock=Clock()).refresh
+    summary = jobs.fetch_round(config, store, clock=Clock()).refresh
     assert summary.failed == 1
     feed = store.feeds.get(server.url("/feed.xml"))
     assert feed.last_error is not None and feed.last_error.startswith(reason), feed.last_error
@@ -231,7 +231,7 @@ def test_a_wrongly_declared_charset_is_read_anyway(tmp_path: Path, server: FeedS
         Reply(body=LATIN1_AS_UTF8, headers={"Content-Type": "application/rss+xml; charset=utf-8"}),
     )
     config, store = setup(tmp_path, server, "/feed.xml")
-    summary = jobs.run_once(config, store, clock=Clock()).refresh
+    summary = jobs.fetch_round(config, store, clock=Clock()).refresh
     assert (summary.ok, summary.new_entries) == (1, 1)
     feed = store.feeds.get(server.url("/feed.xml"))
     [row] = store.entries.for_feed(feed.id)
@@ -261,7 +261,7 @@ def test_a_bug_on_one_feed_is_recorded_and_the_round_goes_on(
     server.route("/ok.xml", Reply(body=rss(1)))
     server.route("/bad.xml", Reply(body=rss(2)))
     config, store = setup(tmp_path, server, "/ok.xml", "/bad.xml")
-    summary = jobs.run_once(config, store, clock=Clock()).refresh
+    summary = jobs.fetch_round(config, store, clock=Clock()).refresh
     assert (summary.ok, summary.failed, summary.new_entries) == (1, 1, 1)
     assert summary.failures == [(server.url("/bad.xml"), "internal error: KeyError: 'surprise'")]
     assert "internal error on feed" in caplog.text
@@ -273,7 +273,7 @@ def test_a_permanent_redirect_to_a_page_that_is_no_feed_is_not_followed(
     server.redirect("/feed.xml", "/home", status=301)
     server.route("/home", Reply(body=HTML_PAGE, headers={"Content-Type": "text/html"}))
     config, store = setup(tmp_path, server, "/feed.xml")
-    summary = jobs.run_once(config, store, clock=Clock()).refresh
+    summary = jobs.fetch_round(config, store, clock=Clock()).refresh
     assert summary.failed == 1
     feed = store.feeds.get(server.url("/feed.xml"))
     assert feed.url == server.url("/feed.xml")
@@ -286,7 +286,7 @@ def test_a_move_onto_a_subscribed_feed_stores_nothing_twice(
     server.redirect("/old.xml", "/new.xml", status=301)
     server.route("/new.xml", Reply(body=rss(1, 2)))
     config, store = setup(tmp_path, server, "/old.xml", "/new.xml")
-    jobs.run_once(config, store, clock=Clock())
+    jobs.fetch_round(config, store, clock=Clock())
     old = store.feeds.get(server.url("/old.xml"))
     assert old.status == "retired"
     assert old.last_error is not None and "already subscribed" in old.last_error
@@ -298,5 +298,5 @@ def test_an_absurd_retry_after_is_survived(tmp_path: Path, server: FeedServer) -
     server.route("/busy.xml", Reply(status=429, headers={"Retry-After": "9" * 20}))
     server.route("/ok.xml", Reply(body=rss(1)))
     config, store = setup(tmp_path, server, "/busy.xml", "/ok.xml")
-    summary = jobs.run_once(config, store, clock=Clock()).refresh
+    summary = jobs.fetch_round(config, store, clock=Clock()).refresh
     assert (summary.ok, summary.failed) == (1, 1)

@@ -628,7 +628,10 @@ def send(
             for warning in result.warnings:
                 click.echo(f"Warning: {warning}", err=True)
             return
-        summary = _send_with_progress(ctx, resume=resume, force=force, resend=resend_unknown)
+        # One sender at a time: a second one would take the first one's messages in
+        # flight for a crash's leftovers and send them again.
+        with ctx.store.lock("send", what="another process is sending an issue"):
+            summary = _send_with_progress(ctx, resume=resume, force=force, resend=resend_unknown)
         for problem in summary.problems:
             click.echo(f"Warning: {problem}", err=True)
         click.echo(summary.line())
@@ -684,47 +687,97 @@ def _clip(text: str, width: int) -> str:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in the README).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/status.schema.json).")
+@click.option(
+    "--check", is_flag=True, help="Exit 1 unless a daemon runs on this store (a health check)."
+)
 @pass_ctx
-def status(ctx: Context, as_json: bool) -> None:
-    """Feed health: counts, and every failing or paused feed with its reason."""
+def status(ctx: Context, as_json: bool, check: bool) -> None:
+    """The daemon and its jobs, feed health, the last issue and its deliveries."""
     with _user_errors():
-        report = jobs.status_report(ctx.store, now=jobs.utcnow())
+        now = jobs.utcnow()
+        report = jobs.status_report(ctx.store, now=now)
+        if check:
+            alive = [d for d in report["daemons"] if d["alive"]]
+            if alive:
+                click.echo(f"ok: daemon {alive[0]['instance']} alive")
+                return
+            last = report["daemons"][0]["heartbeat_at"] if report["daemons"] else None
+            seen = f" (last heartbeat {last})" if last else " (none has run)"
+            click.echo(f"unhealthy: no newsdesk daemon alive on this store{seen}")
+            sys.exit(1)
         if as_json:
             click.echo(json.dumps(report, indent=2))
             return
-        counts = report["feeds"]
+        _print_status(report)
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    alive = [d for d in report["daemons"] if d["alive"]]
+    if alive:
+        for d in alive:
+            click.echo(f"daemon: {d['instance']} running since {d['started_at']}")
+    else:
+        click.echo("daemon: not running")
+    for job in report["jobs"]:
+        last = job["last_finished_at"] or job["last_started_at"] or "never"
         click.echo(
-            f"feeds: {counts['total']} ({counts['active']} active, {counts['paused']} paused, "
-            f"{counts['retired']} retired), {counts['due']} due, {counts['failing']} failing"
+            f"  {job['name']:<12} {job['outcome']:<9} last {last}, next {job['next_run_at'] or '-'}"
+            + (f"\n               {_clip(job['message'], 100)}" if job["message"] else "")
         )
-        click.echo(f"entries: {report['store']['entries']} ({report['store']['dialect']})")
-        counts = report["stories"]
+    counts = report["feeds"]
+    click.echo(
+        f"feeds: {counts['total']} ({counts['active']} active, {counts['paused']} paused, "
+        f"{counts['retired']} retired), {counts['due']} due, {counts['failing']} failing"
+    )
+    store = report["store"]
+    size = f", {store['size_bytes'] / 1e6:.1f} MB" if store["size_bytes"] is not None else ""
+    click.echo(f"entries: {store['entries']} ({store['dialect']}{size})")
+    counts = report["stories"]
+    click.echo(
+        f"stories: {counts['total']}, {counts['pending_entries']} entries waiting "
+        "for the clustering"
+    )
+    for key, label in (("last_issue", "last issue"), ("unfinished_issue", "unfinished")):
+        issue = report[key]
+        if issue is None or (key == "unfinished_issue" and issue == report["last_issue"]):
+            continue
+        shown = ", ".join(f"{n} {state}" for state, n in issue["deliveries"].items() if n)
+        click.echo(f"{label}: {issue['slot']} ({issue['status']}): {shown or 'no deliveries'}")
+    for f in report["failing_feeds"]:
         click.echo(
-            f"stories: {counts['total']}, {counts['pending_entries']} entries waiting "
-            "for the clustering"
+            f"  {f['status']:<8} {f['error_count']:>3} failures  {f['url']}\n"
+            f"           {f['last_error'] or ''}"
         )
-        for f in report["failing_feeds"]:
-            click.echo(
-                f"  {f['status']:<8} {f['error_count']:>3} failures  {f['url']}\n"
-                f"           {f['last_error'] or ''}"
-            )
 
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Run one round of every due job, then exit.")
 @pass_ctx
 def run(ctx: Context, once: bool) -> None:
-    """Run the daemon (or, with --once, one round of every due job)."""
+    """Run the daemon (or, with --once, one round of every due job).
+
+    The daemon fetches due feeds every [daemon] tick, sends the issue at
+    newsletter.schedule and runs the maintenance daily. SIGTERM stops it cleanly,
+    SIGHUP reloads newsdesk.toml. One daemon per SQLite store.
+    """
     with _user_errors():
         ctx.daemon = not once
+        config, store = ctx.config, ctx.store
         if once:
-            summary = jobs.run_once(ctx.config, ctx.store)
-            click.echo(summary.line())
-            return
-        from newsdesk.scheduler import run_daemon
+            from newsdesk.scheduler.daemon import instance_name
 
-        run_daemon(ctx.config, ctx.store)
+            failed = False
+            for name, result in jobs.run_once(config, store, instance=instance_name()):
+                click.echo(f"{name}: {result.message}")
+                failed = failed or result.outcome == "failed"
+            if failed:
+                sys.exit(1)
+            return
+        from newsdesk.scheduler.daemon import run_daemon
+
+        with store.lock("daemon", what="another newsdesk daemon runs on this store"):
+            run_daemon(config, store)
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -133,10 +133,12 @@ def hidden_stories(config: Config, store: Store) -> frozenset[int]:
     return store.issues.sent_story_ids() | skipped
 
 
-def compose(config: Config, store: Store, *, now: datetime) -> ComposedIssue:
-    """Plan and render the next issue."""
+def compose(
+    config: Config, store: Store, *, now: datetime, slot: str | None = None
+) -> ComposedIssue:
+    """Plan and render the next issue (for ``slot``, else the issue date's first free one)."""
     plan, picks = plan_issue(config, store, now=now)
-    slot = next_slot(store, plan.issue_date)
+    slot = slot or next_slot(store, plan.issue_date)
     rendered = renderer(config).issue(
         plan, unsubscribe_url=preview_unsubscribe_url(config), online_url=online_url(config, slot)
     )

@@ -11,14 +11,11 @@ import math
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsdesk.message import split_address
-
-if TYPE_CHECKING:
-    from apscheduler.triggers.cron import CronTrigger
 
 T = TypeVar("T")
 Reader = Callable[[Any], T]
@@ -210,55 +207,13 @@ def read_cron(value: Any) -> str:
     fields = text.split()
     if len(fields) not in (5, 6) or not all(_CRON_FIELD.match(field) for field in fields):
         raise ValueError(f"expected five cron fields like '0 7 * * mon', got {_show(text)}")
+    from newsdesk.scheduler.triggers import cron_trigger
+
     try:
         cron_trigger(text, "UTC")
     except ValueError as exc:
         raise ValueError(f"{_show(text)}: {exc}") from None
     return text
-
-
-def cron_trigger(text: str, timezone: str) -> CronTrigger:
-    """The APScheduler trigger for a schedule (five fields, or six with seconds first)."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    fields = text.split()
-    second = fields.pop(0) if len(fields) == 6 else "0"
-    minute, hour, day, month, day_of_week = fields
-    return CronTrigger(
-        second=second,
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_crontab_weekdays(day_of_week),
-        timezone=timezone,
-    )
-
-
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def _crontab_weekdays(field: str) -> str:
-    """Crontab weekday numbers (0 and 7 Sunday) as names: APScheduler 3 counts from Monday."""
-    parts = []
-    for part in field.split(","):
-        if not re.fullmatch(r"\d+(-\d+)?(/\d+)?", part):
-            parts.append(part)  # names and "*" mean the same to both
-            continue
-        if "/" in part:
-            raise ValueError(f"weekday step {part!r}: list the days or use names (mon-fri)")
-        low, _, high = part.partition("-")
-        first, last = int(low), int(high or low)
-        if not 0 <= first <= last <= 7:
-            raise ValueError(f"weekday {part!r}: expected 0-7 (0 and 7 are Sunday)")
-        if first == 0:
-            parts.append("sun")
-            first = 1
-        if first <= last:
-            parts.append(
-                _WEEKDAYS[first] if first == last else f"{_WEEKDAYS[first]}-{_WEEKDAYS[last]}"
-            )
-    return ",".join(parts)
 
 
 def read_language(value: Any) -> str:

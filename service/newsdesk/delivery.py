@@ -35,6 +35,7 @@ from newsdesk.compose import (
 )
 from newsdesk.config import Config
 from newsdesk.errors import UsageError
+from newsdesk.health import failing_feeds, report_html, report_text
 from newsdesk.keys import signing_keys
 from newsdesk.message import MessageTemplate, build_message, mailto, split_address
 from newsdesk.send import DeliveryError, OutboxTransport, SmtpSettings, SmtpTransport, Transport
@@ -71,6 +72,8 @@ class SendSummary:
     """Sent by an earlier run of this issue."""
     resumed: bool = False
     paused: str | None = None
+    stopped: bool = False
+    """Ended early on request (the daemon is stopping); the next run goes on."""
     finished: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -87,7 +90,15 @@ class SendSummary:
         if self.held:
             parts.append(f"{self.held} unknown held (send --resume --resend-unknown)")
         verb = "resumed" if self.resumed else "sent"
-        state = "paused" if self.paused else "finished" if self.finished else "not finished"
+        state = (
+            "paused"
+            if self.paused
+            else "stopped"
+            if self.stopped
+            else "finished"
+            if self.finished
+            else "not finished"
+        )
         return f"issue {self.slot} ({verb}, {state}): " + ", ".join(parts)
 
 
@@ -100,6 +111,8 @@ class _Context:
     clock: Callable[[], datetime]
     templates: dict[int, MessageTemplate] = field(default_factory=dict)
     """The message template of each issue, made once per run."""
+    stop: Callable[[], bool] | None = None
+    """Asked before each message: True ends the run (see ``send_issue``)."""
 
     @property
     def sender_address(self) -> str:
@@ -139,10 +152,18 @@ def send_issue(
     transport: Transport | None = None,
     progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    slot: str | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> SendSummary:
-    """Send the next issue, or finish the unfinished one; see the module docstring."""
+    """Send the next issue, or finish the unfinished one; see the module docstring.
+
+    ``slot`` names the issue to send (the daemon's scheduled one): it is opened if no
+    process has yet, else resumed. ``stop`` is asked between messages; when it says
+    yes, the send ends there with every row accounted for (the next run goes on).
+    """
     ctx = _context(config, store, clock)
-    issue = store.issues.unfinished()
+    ctx.stop = stop
+    issue = store.issues.by_slot(slot) if slot is not None else store.issues.unfinished()
     if issue is None and resend_unknown:
         last = store.issues.last()
         if last is not None and store.deliveries.counts(last.id)["unknown"]:
@@ -151,7 +172,7 @@ def send_issue(
     if issue is None:
         if resume or resend_unknown:
             raise UsageError("nothing to resume: every issue has been sent")
-        issue = _open(config, store, clock, force=force)
+        issue = _open(config, store, clock, force=force, slot=slot)
     summary = SendSummary(slot=issue.slot, resumed=resumed)
     _sync_subscribers(config, store, clock, summary)
 
@@ -186,7 +207,7 @@ def send_issue(
     summary.held = 0 if resend else counts["unknown"]
     left = counts["queued"] + counts["sending"] + counts["deferred"]
     left += counts["unknown"] if resend else 0
-    if not left and not summary.paused:
+    if not left and not summary.paused and not summary.stopped:
         store.issues.mark_sent(issue.id, clock())
         summary.finished = True
     return summary
@@ -213,6 +234,10 @@ def _work(
     with the next row's "sending" (one commit per message instead of two)."""
     try:
         for done, row in enumerate(rows, 1):
+            if ctx.stop is not None and ctx.stop():
+                summary.stopped = True
+                log.info("issue %s: stopping; %d messages left", issue.slot, len(rows) - done + 1)
+                return
             if done % REFRESH_EVERY == 0:  # an unsubscribe mid-send counts within a moment
                 active = {s.id: s for s in ctx.store.subscribers.active()}
             subscriber = active.get(row.subscriber_id)
@@ -400,16 +425,22 @@ def send_test_copy(
     name, address = split_address(to)
     if "@" not in address:
         raise UsageError(f"--to {to!r}: not an email address")
-    composed = compose(config, store, now=clock())
+    now = clock()
+    composed = compose(config, store, now=now)
     r = composed.rendered
+    text, body = r.text, r.html
+    failing = failing_feeds(store.feeds.listed(), now, config.daemon.health_after)
+    if failing:  # the curator's copy says which feeds have stopped feeding the issue
+        text = report_text(failing) + "\n\n" + text
+        body = _after_body_tag(body, report_html(failing))
     sender = split_address(config.newsletter.sender)[1]
     message = build_message(
         subject=f"[Test] {r.subject}",
         sender=config.newsletter.sender,
         to=address,
         to_name=name,
-        text=r.text,
-        html=r.html,
+        text=text,
+        html=body,
         date=clock(),
         message_id=make_msgid("test", domain=sender.rpartition("@")[2] or "localhost"),
         unsubscribe_url=preview_unsubscribe_url(config),
@@ -429,12 +460,60 @@ def send_test_copy(
     )
 
 
+def _after_body_tag(page: str, block: str) -> str:
+    start = page.find("<body")
+    end = page.find(">", start) + 1 if start >= 0 else 0
+    return page[:end] + block + page[end:]
+
+
+def send_health_report(
+    config: Config, store: Store, *, now: datetime, transport: Transport | None = None
+) -> int:
+    """Mail the feed-health report to ``[daemon] health_to``; the number of feeds in it."""
+    to = config.daemon.health_to
+    if not to:
+        return 0
+    failing = failing_feeds(store.feeds.listed(), now, config.daemon.health_after)
+    if not failing:
+        return 0
+    name, address = split_address(to)
+    sender = split_address(config.newsletter.sender)[1]
+    text = report_text(failing)
+    message = build_message(
+        subject=f"{config.newsletter.name}: {len(failing)} feeds need attention",
+        sender=config.newsletter.sender,
+        to=address,
+        to_name=name,
+        text=text,
+        html=f"<html><body><pre>{html.escape(text)}</pre></body></html>",
+        date=now,
+        message_id=make_msgid("health", domain=sender.rpartition("@")[2] or "localhost"),
+    )
+    own = transport is None
+    transport = transport or transport_for(config)
+    try:
+        transport.send(sender, address, message.as_bytes(), message["Message-ID"])
+    except DeliveryError as exc:
+        raise UsageError(f"feed-health mail to {address}: {exc.reason}") from None
+    finally:
+        if own:
+            transport.close()
+    return len(failing)
+
+
 def _context(config: Config, store: Store, clock: Callable[[], datetime]) -> _Context:
     return _Context(config, store, signing_keys(config)[0], issue_labels(config), clock)
 
 
-def _open(config: Config, store: Store, clock: Callable[[], datetime], *, force: bool) -> IssueRow:
-    composed = compose(config, store, now=clock())
+def _open(
+    config: Config,
+    store: Store,
+    clock: Callable[[], datetime],
+    *,
+    force: bool,
+    slot: str | None = None,
+) -> IssueRow:
+    composed = compose(config, store, now=clock(), slot=slot)
     if not force:
         refusals = [f"section {s.id!r} is short" for s in composed.plan.short_sections]
         if all(s.empty for s in composed.plan.sections):

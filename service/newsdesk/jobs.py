@@ -10,16 +10,18 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from newsdesk.clustering import ClusterSummary, cluster_pending
 from newsdesk.config import Config
-from newsdesk.errors import UsageError
+from newsdesk.errors import NewsdeskError, UsageError
 from newsdesk.identity import canonical_url, redact_url
 from newsdesk.models import Feed
 from newsdesk.ranking import RankedStory, rank
+from newsdesk.scheduler.triggers import cron_trigger, last_fire, slot_of
 from newsdesk.store import Store, open_store
+from newsdesk.store.issues import IssueRow
 
 if TYPE_CHECKING:  # the fetcher (httpx) is imported when a round runs, not for every command
     from newsdesk.refresh import RefreshSummary
@@ -60,12 +62,17 @@ def fetch_feeds(
     *,
     clock: Callable[[], datetime] = utcnow,
     on_feed_done: Callable[[Feed], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> RefreshSummary:
     """One fetch round over ``feeds`` (steps 3-6 of the flow in DESIGN.md)."""
     from newsdesk.refresh import RefreshContext, refresh_feeds
 
     ctx = RefreshContext(store=store, fetch=config.fetch, clock=clock, base_dir=config.base_dir)
-    return asyncio.run(refresh_feeds(ctx, feeds, on_feed_done=on_feed_done))
+    # Feeds in flight when the daemon stops get most of its stop_timeout to finish.
+    grace = config.daemon.stop_timeout.total_seconds() * 0.6
+    return asyncio.run(
+        refresh_feeds(ctx, feeds, on_feed_done=on_feed_done, stop=stop, stop_grace=grace)
+    )
 
 
 @dataclass(frozen=True)
@@ -77,13 +84,147 @@ class RoundSummary:
         return f"{self.refresh.line()}; {self.cluster.line()}"
 
 
-def run_once(
-    config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow
+def fetch_round(
+    config: Config,
+    store: Store,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    stop: Callable[[], bool] | None = None,
 ) -> RoundSummary:
-    """One round of every due job, for ``newsdesk run --once`` and cron users."""
+    """Fetch the due feeds, then put their new entries into stories (the daemon's tick)."""
     feeds = select_feeds(store, now=clock())
-    refresh = fetch_feeds(config, store, feeds, clock=clock)
+    refresh = fetch_feeds(config, store, feeds, clock=clock, stop=stop)
     return RoundSummary(refresh, cluster_stories(config, store, now=clock()))
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a scheduled job went, for the log and ``newsdesk status``."""
+
+    outcome: str
+    """"ok", "skipped" (nothing to do) or "failed"."""
+    message: str
+    retry: bool = False
+    """Worth trying again soon (the mail server was unreachable)."""
+
+
+def send_scheduled(
+    config: Config,
+    store: Store,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    stop: Callable[[], bool] | None = None,
+) -> JobResult:
+    """Send the issue of the latest scheduled time, if it is due and not sent yet.
+
+    Due means: scheduled no longer than ``[daemon] send_deadline`` ago. The daemon asks
+    at every scheduled time and once when it starts, so a restart shortly after the
+    time still sends, and a restart a day late does not send a stale issue. An issue
+    the slot already has is resumed, never composed again.
+    """
+    from newsdesk.delivery import send_issue
+
+    tz = config.newsletter.timezone
+    trigger = cron_trigger(config.newsletter.schedule, tz)
+    now = clock()
+    fire = last_fire(trigger, now, within=config.daemon.send_deadline)
+    if fire is None:
+        unfinished = store.issues.unfinished()
+        if unfinished is not None:
+            return JobResult(
+                "skipped",
+                f"issue {unfinished.slot} is unfinished and past send_deadline; "
+                "`newsdesk send --resume` finishes it",
+            )
+        return JobResult("skipped", "no issue is due")
+    slot = slot_of(trigger, fire, tz)
+    issue = store.issues.by_slot(slot)
+    if issue is not None and issue.status == "sent":
+        return JobResult("skipped", f"issue {slot} was sent at {iso(issue.sent_at)}")
+    with store.lock("send", what=f"issue {slot}: another process is sending"):
+        summary = send_issue(config, store, clock=clock, slot=slot, stop=stop)
+    for problem in summary.problems:
+        log.warning(problem, extra={"issue": slot})
+    if summary.paused:
+        return JobResult("failed", summary.paused, retry=True)
+    return JobResult("ok", summary.line())
+
+
+def maintenance(
+    config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow
+) -> JobResult:
+    """The daily upkeep: feed-health mail, old daemon records."""
+    from newsdesk.delivery import send_health_report
+
+    now = clock()
+    done = []
+    store.daemons.forget_stopped(now - DAEMON_RECORDS_KEPT)
+    reported = send_health_report(config, store, now=now)
+    if reported:
+        done.append(f"feed-health mail: {reported} feeds to {config.daemon.health_to}")
+    return JobResult("ok", "; ".join(done) or "nothing to do")
+
+
+DAEMON_RECORDS_KEPT = timedelta(days=30)
+
+JOBS = ("fetch", "send", "maintenance")
+"""The scheduled jobs, by the names ``status`` shows."""
+
+
+def maintenance_due(config: Config, store: Store, *, now: datetime) -> bool:
+    """For ``run --once``: has the maintenance missed its latest scheduled time?"""
+    trigger = cron_trigger(config.daemon.maintenance, config.newsletter.timezone)
+    fire = last_fire(trigger, now, within=timedelta(days=32))
+    last = next((j for j in store.daemons.jobs() if j.name == "maintenance"), None)
+    if last is None or last.started_at is None:
+        return True
+    return fire is not None and last.started_at < fire
+
+
+def run_once(
+    config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow, instance: str = ""
+) -> list[tuple[str, JobResult]]:
+    """One round of every due job, for ``newsdesk run --once`` and cron users.
+
+    Each job's failure is reported and the next job still runs; each run is recorded
+    for ``newsdesk status`` like the daemon's.
+    """
+    planned: list[tuple[str, Callable[[], JobResult]]] = [
+        ("fetch", lambda: _round_result(fetch_round(config, store, clock=clock)))
+    ]
+    if config.daemon.send:
+        planned.append(("send", lambda: send_scheduled(config, store, clock=clock)))
+    if maintenance_due(config, store, now=clock()):
+        planned.append(("maintenance", lambda: maintenance(config, store, clock=clock)))
+    results = []
+    for name, job in planned:
+        store.daemons.job_started(name, instance, clock())
+        result = guarded(job)
+        store.daemons.job_finished(
+            name,
+            instance,
+            outcome=result.outcome,
+            message=result.message,
+            now=clock(),
+            next_run_at=None,
+        )
+        results.append((name, result))
+    return results
+
+
+def _round_result(summary: RoundSummary) -> JobResult:
+    return JobResult("ok", summary.line())
+
+
+def guarded(job: Callable[[], JobResult]) -> JobResult:
+    """Run a job; an expected error becomes a failed result, a bug is logged in full."""
+    try:
+        return job()
+    except NewsdeskError as exc:
+        return JobResult("failed", str(exc))
+    except Exception as exc:
+        log.exception("internal error in a job")
+        return JobResult("failed", f"internal error: {type(exc).__name__}: {exc}")
 
 
 def cluster_stories(config: Config, store: Store, *, now: datetime) -> ClusterSummary:
@@ -175,8 +316,13 @@ def revive_feeds(store: Store, urls: Sequence[str], *, now: datetime) -> list[Fe
     return store.feeds.revive(urls, now=now)
 
 
+ALIVE_WITHIN = timedelta(minutes=2)
+"""A daemon whose last heartbeat is older than this is taken for dead (it beats every 15 s;
+a busy SQLite store can hold a beat back for up to 30 s)."""
+
+
 def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
-    """What ``newsdesk status --json`` prints (schema in README, "Status")."""
+    """What ``newsdesk status --json`` prints (schema: docs/status.schema.json)."""
     feeds = store.feeds.listed(include_removed=False)
     by_status: dict[str, int] = {"active": 0, "paused": 0, "retired": 0}
     for feed in feeds:
@@ -187,9 +333,27 @@ def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
         for f in feeds
         if f.status == "active" and (f.next_check_at is None or f.next_check_at <= now)
     )
+    daemons = [
+        {
+            "instance": d.instance,
+            "host": d.host,
+            "pid": d.pid,
+            "version": d.version,
+            "started_at": iso(d.started_at),
+            "heartbeat_at": iso(d.heartbeat_at),
+            "stopped_at": iso(d.stopped_at),
+            "alive": d.stopped_at is None and now - d.heartbeat_at <= ALIVE_WITHIN,
+        }
+        for d in store.daemons.listed()
+    ]
     return {
         "generated_at": iso(now),
-        "store": {"dialect": store.dialect, "entries": store.entries.count()},
+        "healthy": any(d["alive"] for d in daemons),
+        "store": {
+            "dialect": store.dialect,
+            "entries": store.entries.count(),
+            "size_bytes": store.size_bytes(),
+        },
         "stories": store.stories.counts(),
         "feeds": {"total": len(feeds), "due": due, "failing": len(failing), **by_status},
         "failing_feeds": [
@@ -205,6 +369,34 @@ def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
             }
             for f in failing
         ],
+        "daemons": daemons,
+        "jobs": [
+            {
+                "name": j.name,
+                "instance": j.instance,
+                "outcome": j.outcome,
+                "message": j.message,
+                "last_started_at": iso(j.started_at),
+                "last_finished_at": iso(j.finished_at),
+                "next_run_at": iso(j.next_run_at),
+            }
+            for j in store.daemons.jobs()
+        ],
+        "last_issue": _issue_report(store, store.issues.last()),
+        "unfinished_issue": _issue_report(store, store.issues.unfinished()),
+    }
+
+
+def _issue_report(store: Store, issue: IssueRow | None) -> dict[str, Any] | None:
+    if issue is None:
+        return None
+    return {
+        "slot": issue.slot,
+        "subject": issue.subject,
+        "status": issue.status,
+        "created_at": iso(issue.created_at),
+        "sent_at": iso(issue.sent_at),
+        "deliveries": store.deliveries.counts(issue.id),
     }
 
 

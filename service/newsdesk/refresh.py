@@ -48,16 +48,20 @@ class RefreshSummary:
     new_entries: int = 0
     new_entry_ids: list[int] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    left: int = 0
+    """Feeds not fetched (or abandoned mid-fetch) because the round was asked to stop;
+    they stay due and are fetched by the next round."""
 
     @property
     def feeds(self) -> int:
         return self.ok + self.not_modified + self.failed
 
     def line(self) -> str:
-        return (
+        line = (
             f"{self.feeds} feeds: {self.ok} ok, {self.not_modified} not modified, "
             f"{self.failed} failed; {self.new_entries} new entries"
         )
+        return line + (f"; stopped, {self.left} feeds left for the next round" if self.left else "")
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,15 @@ async def refresh_feeds(
     feeds: Sequence[Feed],
     *,
     on_feed_done: Callable[[Feed], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    stop_grace: float = 10.0,
 ) -> RefreshSummary:
-    """Fetch, parse and store every feed in ``feeds``; return what happened."""
+    """Fetch, parse and store every feed in ``feeds``; return what happened.
+
+    Once ``stop()`` says yes, no further feed is started, and the feeds in flight get
+    ``stop_grace`` seconds before they are abandoned: each feed is stored in one
+    transaction, so an abandoned one is simply fetched again next time.
+    """
     summary = RefreshSummary()
     if not feeds:
         return summary
@@ -100,11 +111,24 @@ async def refresh_feeds(
 
             async def one(feed: Feed) -> None:
                 async with in_hand:
+                    if stop is not None and stop():
+                        summary.left += 1
+                        return
                     await round_.refresh(feed)
                 if on_feed_done is not None:
                     on_feed_done(feed)
 
-            await asyncio.gather(*(one(feed) for feed in feeds))
+            tasks = [asyncio.ensure_future(one(feed)) for feed in feeds]
+            watcher = asyncio.ensure_future(_abandon_on_stop(tasks, stop, stop_grace, summary))
+            try:
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                watcher.cancel()
+            for result in results:  # a feed abandoned on stop is cancelled; all else is ours
+                if isinstance(result, BaseException) and not isinstance(
+                    result, asyncio.CancelledError
+                ):
+                    raise result
     finally:
         writer.shutdown(wait=True)
         if pool is not None:
@@ -115,6 +139,26 @@ async def refresh_feeds(
         extra={"event": "fetch_round", **_summary_fields(summary)},
     )
     return summary
+
+
+async def _abandon_on_stop(
+    tasks: Sequence[asyncio.Future[None]],
+    stop: Callable[[], bool] | None,
+    grace: float,
+    summary: RefreshSummary,
+) -> None:
+    """Cancel the feeds still in flight ``grace`` seconds after ``stop()`` said yes."""
+    if stop is None:
+        return
+    while not stop():
+        await asyncio.sleep(0.2)
+    pending = [t for t in tasks if not t.done()]
+    if pending:
+        log.info("stopping: %d feeds in flight get %.0f s", len(pending), grace)
+        _done, pending_set = await asyncio.wait(pending, timeout=grace)
+        for task in pending_set:
+            task.cancel()
+        summary.left += len(pending_set)
 
 
 @dataclass

@@ -12,11 +12,18 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from newsdesk.models import FeedCheck, ParsedEntry
+from newsdesk.store.daemons import DaemonStore
 from newsdesk.store.deliveries import DeliveryStore
-from newsdesk.store.engine import create_store_engine, pending_migrations, upgrade
+from newsdesk.store.engine import (
+    create_store_engine,
+    database_size,
+    pending_migrations,
+    upgrade,
+)
 from newsdesk.store.entries import EntryStore, insert_new
 from newsdesk.store.feeds import FeedStore, mark_success
 from newsdesk.store.issues import IssueStore
+from newsdesk.store.locks import HeldLock, acquire
 from newsdesk.store.stories import StoryStore
 from newsdesk.store.subscribers import SubscriberStore
 
@@ -34,6 +41,7 @@ class Store:
         self.issues = IssueStore(engine)
         self.subscribers = SubscriberStore(engine)
         self.deliveries = DeliveryStore(engine)
+        self.daemons = DaemonStore(engine)
 
     @property
     def dialect(self) -> str:
@@ -50,6 +58,14 @@ class Store:
             new_ids = insert_new(conn, feed_id, parsed, check.checked_at)
             mark_success(conn, feed_id, check)
         return new_ids
+
+    def lock(self, name: str, *, what: str) -> HeldLock:
+        """Hold ``name`` ("daemon", "send") until released; :class:`Busy` if taken."""
+        return acquire(self.engine, name, what=what)
+
+    def size_bytes(self) -> int | None:
+        """The database's size on disk (SQLite: file and WAL; PostgreSQL: the database)."""
+        return database_size(self.engine)
 
     def pending_migrations(self) -> list[str]:
         return pending_migrations(self.engine)

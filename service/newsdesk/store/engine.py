@@ -74,6 +74,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def database_size(engine: Engine) -> int | None:
+    """Bytes on disk: the SQLite file with its WAL, or PostgreSQL's database size."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            return None
+        files = (Path(database), Path(f"{database}-wal"))
+        return sum(f.stat().st_size for f in files if f.exists())
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
+        return int(size) if size is not None else None
+    return None
+
+
 def _ensure_sqlite_dir(url: str) -> None:
     path = url.split("///", 1)[-1].split("?", 1)[0]
     if path and path != ":memory:":
