@@ -36,7 +36,7 @@ schedule = "{schedule}"
 lookback = "366d"
 
 [store]
-url = "sqlite:///newsdesk.db"
+url = "{store_url}"
 
 [daemon]
 tick = "1s"
@@ -166,7 +166,7 @@ def opened(config: Path) -> Store:
 
 
 def test_the_daemon_fetches_clusters_and_sends_once_through_sigterms(
-    tmp_path: Path, feeds: FeedServer, smtp: SMTPServer
+    tmp_path: Path, feeds: FeedServer, smtp: SMTPServer, store_url: str
 ) -> None:
     # One feed answers its first request only after 30 s: the first round is in flight
     # when SIGTERM comes, and that feed is abandoned and fetched by the next start.
@@ -185,6 +185,7 @@ def test_the_daemon_fetches_clusters_and_sends_once_through_sigterms(
 
     def write(*, send: bool, schedule: str = "0 7 * * mon") -> Path:
         body = CONFIG.format(
+            store_url=store_url,
             schedule=schedule,
             send="true" if send else "false",
             stop_timeout="5s",
@@ -264,6 +265,7 @@ def test_a_second_daemon_on_the_same_store_refuses_to_start(
     tmp_path: Path, feeds: FeedServer, smtp: SMTPServer
 ) -> None:
     body = CONFIG.format(
+        store_url="sqlite:///newsdesk.db",
         schedule="0 7 * * mon",
         send="false",
         stop_timeout="5s",
@@ -289,6 +291,7 @@ def test_a_changed_config_is_reloaded_and_a_broken_one_rejected(
 ) -> None:
     def write(urls: list[str], extra: str = "") -> Path:
         body = CONFIG.format(
+            store_url="sqlite:///newsdesk.db",
             schedule="0 7 * * mon",
             send="false",
             stop_timeout="5s",
@@ -327,6 +330,7 @@ def test_a_changed_config_is_reloaded_and_a_broken_one_rejected(
 
 def test_run_once_runs_every_due_job_and_records_it(tmp_path: Path, feeds: FeedServer) -> None:
     body = CONFIG.format(
+        store_url="sqlite:///newsdesk.db",
         schedule="0 7 * * mon",
         send="false",
         stop_timeout="5s",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import zlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,8 +35,14 @@ class HeldLock:
             self._handle.close()  # closing the descriptor drops the flock
             self._handle = None
         if self._conn is not None:
-            self._conn.close()  # the advisory lock ends with its session
-            self._conn = None
+            # The pool would keep the session (and its lock) alive: unlock explicitly.
+            try:
+                self._conn.execute(_UNLOCK, {"name": self.name})
+                self._conn.commit()
+            finally:
+                self._conn.invalidate()  # never back to the pool with a lock on it
+                self._conn.close()
+                self._conn = None
 
     def __enter__(self) -> HeldLock:
         return self
@@ -102,10 +107,15 @@ def _pid_in(path: Path) -> int | None:
         return None
 
 
+# The key names the schema too: several newsdesk stores may share one database.
+_KEY = "hashtext('newsdesk:' || current_schema() || ':' || :name)"
+_LOCK = text(f"SELECT pg_try_advisory_lock({_KEY})")
+_UNLOCK = text(f"SELECT pg_advisory_unlock({_KEY})")
+
+
 def _advisory_lock(engine: Engine, name: str, what: str) -> HeldLock:
-    key = zlib.crc32(f"newsdesk:{name}".encode())
     conn = engine.connect()
-    got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+    got = conn.execute(_LOCK, {"name": name}).scalar()
     conn.commit()
     if not got:
         conn.close()
