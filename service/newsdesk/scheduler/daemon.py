@@ -241,7 +241,8 @@ class Daemon:
             extra={"instance": self.instance, "feeds": len(self.config.feeds)},
         )
         self._record_schedule_later()
-        self.scheduler.start()  # returns after shutdown()
+        if not self.stopping.is_set():  # a signal may have come while starting
+            self.scheduler.start()  # returns after shutdown()
         self._settle()
         self.store.daemons.stopped(self.instance, self.clock())
         log.info("daemon stopped")
@@ -256,7 +257,8 @@ class Daemon:
             return
         log.info("stopping on %s", signal.Signals(signum).name)
         self.stopping.set()
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
 
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
         self.reload_requested.set()
