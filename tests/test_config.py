@@ -11,6 +11,7 @@ import pytest
 from conftest import write_config
 from newsdesk.config import known_keys, load_config
 from newsdesk.errors import ConfigError
+from newsdesk.models import FetchSettings
 
 EXAMPLE = Path(__file__).parents[1] / "config" / "newsdesk.example.toml"
 
@@ -208,3 +209,11 @@ def test_bad_values_say_what_was_expected(
 def test_a_weight_must_be_a_finite_number(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[[feed]]\nurl = "https://a.example/"\nweight = nan\n')
     assert problems(path) == [f"{path}: feed[1].weight: expected a finite number, got nan"]
+
+
+def test_an_empty_environment_variable_counts_as_unset(tmp_path: Path) -> None:
+    path = tmp_path / "newsdesk.toml"
+    path.write_text('[mail.smtp]\nhost = "mail.example.org"\n', encoding="utf-8")
+    config = load_config(path, {"NEWSDESK_MAIL_SMTP_HOST": "", "NEWSDESK_FETCH_CONCURRENCY": ""})
+    assert config.mail.smtp.host == "mail.example.org"
+    assert config.fetch.settings.concurrency == FetchSettings().concurrency

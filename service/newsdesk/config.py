@@ -558,9 +558,11 @@ class Table:
         name = self.env_name(key)
         if name is None:
             return None
-        if name in self.v.env:
+        # An empty variable counts as unset: compose's ``${VAR:-}`` and systemd's
+        # ``VAR=`` mean "not given", not "the empty string".
+        if self.v.env.get(name):
             return self.v.env[name]
-        if f"{name}_FILE" in self.v.env:
+        if self.v.env.get(f"{name}_FILE"):
             return self.v.read_secret(f"{name}_FILE", Path(self.v.env[f"{name}_FILE"]))
         return None
 
