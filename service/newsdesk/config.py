@@ -89,6 +89,8 @@ class FetchConfig:
     """Worker processes for parsing; 0 means one per CPU core."""
     allow_local_files: bool = False
     settings: FetchSettings = field(default_factory=FetchSettings)
+    lease: timedelta = timedelta(minutes=10)
+    """How long a claimed feed is reserved for the instance that claimed it."""
 
 
 @dataclass(frozen=True)
@@ -372,7 +374,10 @@ class Validator:
             parse_workers=t.get("parse_workers", read_int(0, 64), d.parse_workers),
             allow_local_files=t.get("allow_local_files", read_bool, False),
             settings=settings,
+            lease=t.get("lease", read_duration(timedelta(minutes=1), timedelta(hours=6)), d.lease),
         )
+        if result.lease.total_seconds() < 2 * settings.deadline:
+            self.problem(t.where("lease"), "must be at least twice fetch.deadline")
         t.done()
         return result
 

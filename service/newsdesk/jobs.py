@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,11 +92,33 @@ def fetch_round(
     *,
     clock: Callable[[], datetime] = utcnow,
     stop: Callable[[], bool] | None = None,
+    instance: str = "",
 ) -> RoundSummary:
-    """Fetch the due feeds, then put their new entries into stories (the daemon's tick)."""
-    feeds = select_feeds(store, now=clock())
-    refresh = fetch_feeds(config, store, feeds, clock=clock, stop=stop)
+    """Fetch the due feeds, then put their new entries into stories (the daemon's tick).
+
+    Feeds are claimed as the round goes (see ``FeedStore.claim_due``), so instances
+    sharing a store split the due feeds between them.
+    """
+    from newsdesk.refresh import RefreshContext, refresh_due
+
+    instance = instance or default_instance()
+    lease = config.fetch.lease
+
+    def claim(n: int) -> list[Feed]:
+        return store.feeds.claim_due(clock(), instance=instance, limit=n, lease=lease)
+
+    def release(ids: list[int]) -> None:
+        store.feeds.release(ids, instance=instance)
+
+    ctx = RefreshContext(store=store, fetch=config.fetch, clock=clock, base_dir=config.base_dir)
+    grace = config.daemon.stop_timeout.total_seconds() * 0.6
+    refresh = asyncio.run(refresh_due(ctx, claim, release, stop=stop, stop_grace=grace))
     return RoundSummary(refresh, cluster_stories(config, store, now=clock()))
+
+
+def default_instance() -> str:
+    """This process, as claims and job records name it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -190,7 +214,7 @@ def run_once(
     for ``newsdesk status`` like the daemon's.
     """
     planned: list[tuple[str, Callable[[], JobResult]]] = [
-        ("fetch", lambda: _round_result(fetch_round(config, store, clock=clock)))
+        ("fetch", lambda: _round_result(fetch_round(config, store, clock=clock, instance=instance)))
     ]
     if config.daemon.send:
         planned.append(("send", lambda: send_scheduled(config, store, clock=clock)))

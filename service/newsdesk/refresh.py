@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -139,6 +140,88 @@ async def refresh_feeds(
         extra={"event": "fetch_round", **_summary_fields(summary)},
     )
     return summary
+
+
+Claim = Callable[[int], list[Feed]]
+"""Claims up to n due feeds for this instance (``FeedStore.claim_due``)."""
+Release = Callable[[list[int]], None]
+"""Gives back claimed feeds this round did not finish."""
+
+
+async def refresh_due(
+    ctx: RefreshContext,
+    claim: Claim,
+    release: Release,
+    *,
+    stop: Callable[[], bool] | None = None,
+    stop_grace: float = 10.0,
+) -> RefreshSummary:
+    """Fetch due feeds as they are claimed, until none is left to claim.
+
+    Claims are topped up whenever half the round's capacity is free, so several
+    instances sharing a store each take what they can handle and no feed is fetched
+    twice. On ``stop()``, no more is claimed; feeds in flight get ``stop_grace`` seconds,
+    then are abandoned and their claims given back.
+    """
+    summary = RefreshSummary()
+    capacity = IN_HAND_PER_FETCH * ctx.fetch.settings.concurrency
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsdesk-store")
+    pool: ParserPool | None = None
+    try:
+        async with Fetcher(ctx.fetch.settings) as fetcher:
+            round_ = _Round(ctx, fetcher, None, writer, summary)
+            running: dict[asyncio.Task[None], Feed] = {}
+            more, stopped_at = True, None
+            while True:
+                stopping = stop is not None and stop()
+                if more and not stopping and len(running) <= capacity // 2:
+                    room = capacity - len(running)
+                    got = await round_._store(lambda room=room: claim(room))  # type: ignore[misc]
+                    more = bool(got)
+                    if pool is None and len(running) + len(got) >= POOL_THRESHOLD:
+                        workers = ctx.fetch.parse_workers or os.cpu_count() or 1
+                        pool = round_.pool = ParserPool(workers)
+                    for feed in got:
+                        running[asyncio.ensure_future(round_.refresh(feed))] = feed
+                if not running:
+                    break
+                if stopping:
+                    stopped_at = stopped_at or time.monotonic()
+                    if time.monotonic() - stopped_at >= stop_grace:
+                        await _abandon(round_, running, release, summary)
+                        break
+                done, _ = await asyncio.wait(
+                    running, timeout=0.2, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    del running[task]
+                    task.result()  # a bug of ours propagates; feed errors are recorded
+    finally:
+        writer.shutdown(wait=True)
+        if pool is not None:
+            pool.shutdown()
+    if summary.feeds or summary.left:
+        log.info(
+            "fetch round done: %s",
+            summary.line(),
+            extra={"event": "fetch_round", **_summary_fields(summary)},
+        )
+    return summary
+
+
+async def _abandon(
+    round_: _Round,
+    running: dict[asyncio.Task[None], Feed],
+    release: Release,
+    summary: RefreshSummary,
+) -> None:
+    log.info("stopping: abandoning %d feeds in flight", len(running))
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    summary.left += len(running)
+    ids = [feed.id for feed in running.values()]
+    await round_._store(lambda: release(ids))
 
 
 async def _abandon_on_stop(

@@ -44,7 +44,7 @@ SEND_RETRY = timedelta(minutes=5)
 
 
 def instance_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return jobs.default_instance()
 
 
 @dataclass
@@ -73,7 +73,9 @@ class Daemon:
     # -- the jobs --------------------------------------------------------------------
 
     def _fetch(self) -> jobs.JobResult:
-        summary = jobs.fetch_round(self.config, self.store, clock=self.clock, stop=self._stop)
+        summary = jobs.fetch_round(
+            self.config, self.store, clock=self.clock, stop=self._stop, instance=self.instance
+        )
         return jobs.JobResult("ok", summary.line())
 
     def _send(self) -> jobs.JobResult:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.errors import UsageError
@@ -15,6 +27,16 @@ from newsdesk.store.engine import write_lock
 from newsdesk.store.schema import clean_text, feeds
 
 FETCHABLE = ("active",)
+RELEASED: dict[str, Any] = {"claimed_by": None, "lease_until": None}
+"""A checked feed's lease ends with the check."""
+
+
+def host_of(url: str) -> str:
+    """The host name a feed is fetched from ("" for file: feeds)."""
+    try:
+        return (urlsplit(url).hostname or "")[:255]
+    except ValueError:
+        return ""
 
 
 def _feed(row: Row[Any]) -> Feed:
@@ -72,6 +94,7 @@ class FeedStore:
                         .values(
                             url=url,
                             declared_url=url,
+                            host=host_of(url),
                             source="config",
                             status="active",
                             created_at=now,
@@ -108,6 +131,7 @@ class FeedStore:
                     feeds.insert().values(
                         url=spec.url,
                         declared_url=spec.url,
+                        host=host_of(spec.url),
                         source=source,
                         status="active",
                         created_at=now,
@@ -170,6 +194,78 @@ class FeedStore:
         with self.engine.connect() as conn:
             return [_feed(row) for row in conn.execute(query)]
 
+    def claim_due(
+        self, now: datetime, *, instance: str, limit: int, lease: timedelta
+    ) -> list[Feed]:
+        """Claim up to ``limit`` due feeds for ``instance`` until ``now + lease``.
+
+        Several instances share one store this way: a claimed feed is skipped by the
+        others until it is checked (which ends the lease) or the lease runs out (its
+        instance died). A host whose feeds another instance holds is left to that one,
+        so the per-host limit of the fetcher holds across instances. Claims are made
+        one instance at a time (an advisory lock on PostgreSQL, the write lock on
+        SQLite), which keeps the host rule exact; SKIP LOCKED passes over rows a
+        fetch result is being written to.
+        """
+        held_by_others = (
+            select(owned.c.id)
+            .where(
+                owned.c.host == feeds.c.host,
+                owned.c.host != "",
+                owned.c.lease_until > now,
+                owned.c.claimed_by != instance,
+            )
+            .exists()
+        )
+        candidates = (
+            select(feeds.c.id)
+            .where(
+                feeds.c.status.in_(FETCHABLE),
+                or_(feeds.c.next_check_at.is_(None), feeds.c.next_check_at <= now),
+                or_(feeds.c.lease_until.is_(None), feeds.c.lease_until <= now),
+                ~held_by_others,
+            )
+            .order_by(feeds.c.next_check_at.is_not(None), feeds.c.next_check_at, feeds.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=feeds)
+        )
+        with self.engine.begin() as conn:
+            write_lock(conn)
+            if conn.dialect.name == "postgresql":
+                conn.execute(_CLAIM_LOCK)
+            ids = list(conn.execute(candidates).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(feeds)
+                .where(feeds.c.id.in_(ids))
+                .values(claimed_by=instance, lease_until=now + lease)
+            )
+            rows = conn.execute(select(feeds).where(feeds.c.id.in_(ids))).all()
+        order = {feed_id: n for n, feed_id in enumerate(ids)}
+        return sorted((_feed(r) for r in rows), key=lambda f: order[f.id])
+
+    def release(self, feed_ids: Sequence[int], *, instance: str) -> None:
+        """Give back claims not worked on (a stopping round): others take them at once."""
+        if not feed_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(feeds)
+                .where(feeds.c.id.in_(feed_ids), feeds.c.claimed_by == instance)
+                .values(**RELEASED)
+            )
+
+    def leases(self, now: datetime) -> dict[str, int]:
+        """Feeds held right now, by instance (for ``status``)."""
+        query = (
+            select(feeds.c.claimed_by, func.count())
+            .where(feeds.c.lease_until > now, feeds.c.claimed_by.is_not(None))
+            .group_by(feeds.c.claimed_by)
+        )
+        with self.engine.connect() as conn:
+            return {str(who): int(n) for who, n in conn.execute(query)}
+
     def fetchable(self) -> list[Feed]:
         """Every active feed, due or not (``fetch --all``)."""
         query = select(feeds).where(feeds.c.status.in_(FETCHABLE)).order_by(feeds.c.id)
@@ -203,6 +299,7 @@ class FeedStore:
                     last_error_at=now,
                     last_checked_at=now,
                     next_check_at=next_check,
+                    **RELEASED,
                 )
                 .returning(feeds.c.error_count)
             ).scalar_one()
@@ -227,6 +324,7 @@ class FeedStore:
                     last_checked_at=now,
                     next_check_at=None,
                     error_count=feeds.c.error_count + 1,
+                    **RELEASED,
                 )
             )
 
@@ -237,7 +335,11 @@ class FeedStore:
             write_lock(conn)
             taken = conn.execute(select(feeds.c.id).where(feeds.c.url == new_url)).first()
             if taken is None:
-                conn.execute(update(feeds).where(feeds.c.id == feed_id).values(url=new_url))
+                conn.execute(
+                    update(feeds)
+                    .where(feeds.c.id == feed_id)
+                    .values(url=new_url, host=host_of(new_url))
+                )
                 return True
             conn.execute(
                 update(feeds)
@@ -271,6 +373,7 @@ class FeedStore:
                 ).first()
                 if taken is None:
                     values["url"] = feed.declared_url
+                    values["host"] = host_of(feed.declared_url)
                 conn.execute(update(feeds).where(feeds.c.id == feed.id).values(**values))
             revived.append(self.by_id(feed.id))
         return revived
@@ -288,6 +391,7 @@ def mark_success(conn: Connection, feed_id: int, check: FeedCheck) -> None:
         etag=_validator(check.etag, 500),
         last_modified=_validator(check.last_modified, 100),
         body_hash=check.body_hash,
+        **RELEASED,
     )
     # The document's own description; absent in a 304, so the stored one stays.
     if check.title:
@@ -303,6 +407,12 @@ def mark_success(conn: Connection, feed_id: int, check: FeedCheck) -> None:
         .where(feeds.c.id == feed_id, feeds.c.status.in_(("paused", "retired")))
         .values(status="active")
     )
+
+
+owned = feeds.alias("owned")
+_CLAIM_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtext('newsdesk:' || current_schema() || '/claim'))"
+)
 
 
 def _validator(value: str | None, size: int) -> str | None:

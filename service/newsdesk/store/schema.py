@@ -97,7 +97,15 @@ feeds = Table(
     Column("last_success_at", UTCDateTime),
     Column("next_check_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
+    # The URL's host name: a host is fetched by one instance at a time (politeness
+    # holds across instances).
+    Column("host", String(255), nullable=False, default="", server_default=""),
+    # Who fetches the feed now, until when: a crashed instance's feeds go to the others
+    # once the lease runs out.
+    Column("claimed_by", String(120)),
+    Column("lease_until", UTCDateTime),
     Index(None, "status", "next_check_at"),
+    Index(None, "host", "lease_until"),
 )
 
 entries = Table(
@@ -266,6 +274,9 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The instance that claimed the row for sending: only a dead instance's "sending"
+    # rows are in doubt.
+    Column("claimed_by", String(120)),
     UniqueConstraint("issue_id", "subscriber_id"),
     Index(None, "issue_id", "state"),
 )
