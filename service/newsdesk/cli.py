@@ -779,5 +779,31 @@ def db_upgrade(ctx: Context) -> None:
         click.echo(f"applied {len(pending)} migrations" if pending else "schema is up to date")
 
 
+@db.command("prune")
+@click.option("--dry-run", is_flag=True, help="Count what would be pruned; delete nothing.")
+@pass_ctx
+def db_prune(ctx: Context, dry_run: bool) -> None:
+    """Prune entries older than store.retention now (the daily maintenance does it too).
+
+    An entry goes when it was published and first seen before the cutoff; a story goes
+    when all of its entries do and no issue holds it. Tombstones keep feeds from bringing
+    pruned entries back.
+    """
+    from newsdesk.store.retention import retention_cutoff
+
+    with _user_errors():
+        now = jobs.utcnow()
+        cutoff = retention_cutoff(ctx.config.retention, now)
+        if cutoff is None:
+            click.echo("retention: off (store.retention = 0); nothing pruned")
+            return
+        if dry_run:
+            click.echo(ctx.store.prunable(cutoff).line())
+            return
+        summary = ctx.store.prune(cutoff, now)
+        ctx.store.maintain()
+        click.echo(summary.line())
+
+
 def main() -> None:
     cli(prog_name="newsdesk")
