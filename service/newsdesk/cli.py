@@ -779,6 +779,28 @@ def db_upgrade(ctx: Context) -> None:
         click.echo(f"applied {len(pending)} migrations" if pending else "schema is up to date")
 
 
+@db.command("backup")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+@pass_ctx
+def db_backup(ctx: Context, path: Path, force: bool) -> None:
+    """Copy the store to PATH while newsdesk runs, and verify the copy.
+
+    SQLite: a database file. PostgreSQL: a pg_dump archive (custom format; restore it
+    with pg_restore).
+    """
+    from newsdesk.store import open_store
+
+    with _user_errors():
+        # Not migrated first: the backup before an upgrade is the one worth having.
+        store = open_store(ctx.config.store_url, migrate=False)
+        try:
+            result = store.backup(path, force=force)
+        finally:
+            store.close()
+        click.echo(result.line())
+
+
 @db.command("prune")
 @click.option("--dry-run", is_flag=True, help="Count what would be pruned; delete nothing.")
 @pass_ctx

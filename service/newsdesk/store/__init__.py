@@ -2,18 +2,21 @@
 
 ``open_store(url)`` migrates and returns a :class:`Store`, whose parts are named for
 what they hold: ``store.feeds``, ``store.entries``, ``store.stories``, ``store.issues``,
-``store.subscribers``. Upkeep of the whole database (retention) is on the store itself.
+``store.subscribers``. Upkeep of the whole database (retention, backup) is on the store
+itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from newsdesk.models import FeedCheck, ParsedEntry
 from newsdesk.store import retention
+from newsdesk.store.backup import BackupResult, backup_to
 from newsdesk.store.deliveries import DeliveryStore
 from newsdesk.store.engine import create_store_engine, pending_migrations, upgrade, write_lock
 from newsdesk.store.entries import EntryStore, insert_new
@@ -76,6 +79,10 @@ class Store:
     def maintain(self) -> None:
         """Upkeep after a prune: planner statistics; on SQLite the WAL truncated."""
         retention.maintain(self.engine)
+
+    def backup(self, path: Path, *, force: bool = False) -> BackupResult:
+        """A verified copy of the store at ``path`` (see :mod:`newsdesk.store.backup`)."""
+        return backup_to(self.engine, path, force=force)
 
     def pending_migrations(self) -> list[str]:
         return pending_migrations(self.engine)
