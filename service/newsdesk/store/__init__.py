@@ -54,7 +54,8 @@ class Store:
         """
         with self.engine.begin() as conn:
             # Read (the tombstones) then write: on SQLite take the write lock first, so a
-            # prune cannot commit in between (and the read cannot go stale).
+            # prune cannot commit in between. On PostgreSQL one can, between the two
+            # statements: an entry pruned at that instant comes back once, as new.
             write_lock(conn)
             new_ids = insert_new(conn, feed_id, parsed, check.checked_at)
             mark_success(conn, feed_id, check)

@@ -162,8 +162,9 @@ def maintain(engine: Engine) -> None:
     """Routine upkeep after a prune: fresh planner statistics, and on SQLite the WAL
     written back and truncated.
 
-    No VACUUM: on SQLite freed pages are reused by new entries, and on PostgreSQL
-    VACUUM cannot run in a transaction while autovacuum does that work anyway.
+    No VACUUM: on SQLite the freed pages are reused by new entries (a VACUUM would
+    rewrite the whole file under the write lock); on PostgreSQL VACUUM cannot run inside
+    a transaction block, and autovacuum reclaims the dead rows anyway.
     """
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
