@@ -117,7 +117,7 @@ def _sqlite_backup(engine: Engine, partial: Path, path: Path) -> dict[str, int]:
         raise StoreError(f"backup {path}: {exc}") from None
     finally:
         raw.close()
-    return _verify_sqlite(partial, path, version)
+    return verify_sqlite_copy(partial, path, version)
 
 
 def _live_version(engine: Engine) -> list[str]:
@@ -129,8 +129,9 @@ def _live_version(engine: Engine) -> list[str]:
         raise StoreError(f"backup of {where}: no newsdesk schema ({_one_line(exc.orig)})") from None
 
 
-def _verify_sqlite(partial: Path, path: Path, version: list[str]) -> dict[str, int]:
-    """Open the copy read-only and check it whole; returns its main tables' counts."""
+def verify_sqlite_copy(partial: Path, path: Path, version: list[str]) -> dict[str, int]:
+    """Open the copy read-only and check it whole (``path`` names it in errors); returns
+    its main tables' counts."""
     try:
         with closing(sqlite3.connect(f"{partial.resolve().as_uri()}?mode=ro", uri=True)) as db:
             problems = [row[0] for row in db.execute("PRAGMA integrity_check")]
