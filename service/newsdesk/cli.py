@@ -832,5 +832,53 @@ def db_upgrade(ctx: Context) -> None:
         click.echo(f"applied {len(pending)} migrations" if pending else "schema is up to date")
 
 
+@db.command("backup")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+@pass_ctx
+def db_backup(ctx: Context, path: Path, force: bool) -> None:
+    """Copy the store to PATH while newsdesk runs, and verify the copy.
+
+    SQLite: a database file. PostgreSQL: a pg_dump archive (custom format; restore it
+    with pg_restore).
+    """
+    from newsdesk.store import open_store
+
+    with _user_errors():
+        # Not migrated first: the backup before an upgrade is the one worth having.
+        store = open_store(ctx.config.store_url, migrate=False)
+        try:
+            result = store.backup(path, force=force)
+        finally:
+            store.close()
+        click.echo(result.line())
+
+
+@db.command("prune")
+@click.option("--dry-run", is_flag=True, help="Count what would be pruned; delete nothing.")
+@pass_ctx
+def db_prune(ctx: Context, dry_run: bool) -> None:
+    """Prune entries older than store.retention now (the daily maintenance does it too).
+
+    An entry goes when it was published and first seen before the cutoff; a story goes
+    when all of its entries do and no issue holds it. Tombstones keep feeds from bringing
+    pruned entries back.
+    """
+    from newsdesk.store.retention import retention_cutoff
+
+    with _user_errors():
+        now = jobs.utcnow()
+        cutoff = retention_cutoff(ctx.config.retention, now)
+        if cutoff is None:
+            click.echo("retention: off (store.retention = 0); nothing pruned")
+            return
+        if dry_run:
+            click.echo(ctx.store.prunable(cutoff).line())
+            return
+        summary = ctx.store.prune(cutoff, now)
+        ctx.store.maintain()
+        click.echo(summary.line())
+
+
 def main() -> None:
     cli(prog_name="newsdesk")

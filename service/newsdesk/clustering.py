@@ -32,7 +32,7 @@ from newsdesk.cluster import (
 )
 from newsdesk.identity import plain_text
 from newsdesk.semantic import Embedder, Vector, text_for
-from newsdesk.signals import repair_mojibake, signals_of
+from newsdesk.signals import repair_mojibake
 from newsdesk.store import Store
 from newsdesk.store.stories import PendingEntry, StoryBatch
 
@@ -78,7 +78,7 @@ def item_of(entry: PendingEntry, embedding: Vector | None = None) -> Item:
     return Item(
         entry_id=entry.id,
         published=entry.published,
-        signals=signals_of(entry.title, entry.text, entry.lang),
+        signals=entry.signals(),
         url_key=url_key(entry.canonical_url),
         embedding=embedding,
     )

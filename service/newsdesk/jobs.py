@@ -177,11 +177,18 @@ def send_scheduled(
 def maintenance(
     config: Config, store: Store, *, clock: Callable[[], datetime] = utcnow
 ) -> JobResult:
-    """The daily upkeep: feed-health mail, old daemon records."""
+    """The daily upkeep: retention, store upkeep, feed-health mail, old daemon records."""
     from newsdesk.delivery import send_health_report
+    from newsdesk.store.retention import retention_cutoff
 
     now = clock()
     done = []
+    cutoff = retention_cutoff(config.retention, now)
+    if cutoff is not None:
+        pruned = store.prune(cutoff, now)
+        if pruned.entries or pruned.stories:
+            done.append(pruned.line())
+    store.maintain()
     store.daemons.forget_stopped(now - DAEMON_RECORDS_KEPT)
     reported = send_health_report(config, store, now=now)
     if reported:

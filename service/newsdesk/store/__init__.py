@@ -2,16 +2,21 @@
 
 ``open_store(url)`` migrates and returns a :class:`Store`, whose parts are named for
 what they hold: ``store.feeds``, ``store.entries``, ``store.stories``, ``store.issues``,
-``store.subscribers``.
+``store.subscribers``. Upkeep of the whole database (retention, backup) is on the store
+itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from newsdesk.models import FeedCheck, ParsedEntry
+from newsdesk.store import retention
+from newsdesk.store.backup import BackupResult, backup_to
 from newsdesk.store.daemons import DaemonStore
 from newsdesk.store.deliveries import DeliveryStore
 from newsdesk.store.engine import (
@@ -19,11 +24,13 @@ from newsdesk.store.engine import (
     database_size,
     pending_migrations,
     upgrade,
+    write_lock,
 )
 from newsdesk.store.entries import EntryStore, insert_new
 from newsdesk.store.feeds import FeedStore, mark_success
 from newsdesk.store.issues import IssueStore
 from newsdesk.store.locks import HeldLock, acquire
+from newsdesk.store.retention import PruneSummary
 from newsdesk.store.stories import StoryStore
 from newsdesk.store.subscribers import SubscriberStore
 
@@ -55,6 +62,10 @@ class Store:
         Returns the ids of the entries that were new.
         """
         with self.engine.begin() as conn:
+            # Read (the tombstones) then write: on SQLite take the write lock first, so a
+            # prune cannot commit in between. On PostgreSQL one can, between the two
+            # statements: an entry pruned at that instant comes back once, as new.
+            write_lock(conn)
             new_ids = insert_new(conn, feed_id, parsed, check.checked_at)
             mark_success(conn, feed_id, check)
         return new_ids
@@ -66,6 +77,30 @@ class Store:
     def size_bytes(self) -> int | None:
         """The database's size on disk (SQLite: file and WAL; PostgreSQL: the database)."""
         return database_size(self.engine)
+
+    def prune(
+        self,
+        cutoff: datetime,
+        now: datetime,
+        *,
+        batch: int = retention.BATCH,
+        max_batches: int | None = None,
+    ) -> PruneSummary:
+        """Remove entries published and first seen before ``cutoff``, story by story,
+        leaving tombstones (see :mod:`newsdesk.store.retention`)."""
+        return retention.prune(self.engine, cutoff, now, batch=batch, max_batches=max_batches)
+
+    def prunable(self, cutoff: datetime) -> PruneSummary:
+        """What :meth:`prune` would remove now (a dry run)."""
+        return retention.prunable(self.engine, cutoff)
+
+    def maintain(self) -> None:
+        """Upkeep after a prune: planner statistics; on SQLite the WAL truncated."""
+        retention.maintain(self.engine)
+
+    def backup(self, path: Path, *, force: bool = False) -> BackupResult:
+        """A verified copy of the store at ``path`` (see :mod:`newsdesk.store.backup`)."""
+        return backup_to(self.engine, path, force=force)
 
     def pending_migrations(self) -> list[str]:
         return pending_migrations(self.engine)

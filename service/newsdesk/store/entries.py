@@ -10,7 +10,11 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.models import ParsedEntry
-from newsdesk.store.schema import clean_text, entries
+from newsdesk.store.engine import write_lock
+from newsdesk.store.schema import clean_text, entries, entry_tombstones
+
+_IN_CHUNK = 500
+"""Keys per IN (...) list: well under SQLite's and PostgreSQL's parameter limits."""
 
 
 class EntryStore:
@@ -24,6 +28,7 @@ class EntryStore:
         storing the same entry at once still end with one row.
         """
         with self.engine.begin() as conn:
+            write_lock(conn)  # read the tombstones, then insert (see Store.record_fetch)
             return insert_new(conn, feed_id, parsed, now)
 
     def recent_dates(self, feed_id: int, *, limit: int = 20) -> list[datetime]:
@@ -71,8 +76,15 @@ class EntryStore:
 def insert_new(
     conn: Connection, feed_id: int, parsed: Sequence[ParsedEntry], now: datetime
 ) -> list[int]:
-    """The insert behind :meth:`EntryStore.add_new`, inside a caller's transaction."""
-    if not parsed:
+    """The insert behind :meth:`EntryStore.add_new`, inside a caller's transaction.
+
+    Entries the retention pruned (tombstoned keys) are not stored again.
+    """
+    rows = _unique_rows(feed_id, parsed, now)
+    if rows:
+        pruned = _tombstoned(conn, feed_id, list(rows))
+        rows = {key: row for key, row in rows.items() if key not in pruned}
+    if not rows:
         return []
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = (
@@ -80,24 +92,38 @@ def insert_new(
         .on_conflict_do_nothing(index_elements=["feed_id", "key"])
         .returning(entries.c.id)
     )
-    return [row.id for row in conn.execute(statement, _unique_rows(feed_id, parsed, now))]
+    return [row.id for row in conn.execute(statement, list(rows.values()))]
+
+
+def _tombstoned(conn: Connection, feed_id: int, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` the retention pruned from this feed: one query (per 500 keys)
+    on the tombstones' primary key, whatever the number of entries."""
+    found: set[str] = set()
+    for start in range(0, len(keys), _IN_CHUNK):
+        query = select(entry_tombstones.c.key).where(
+            entry_tombstones.c.feed_id == feed_id,
+            entry_tombstones.c.key.in_(keys[start : start + _IN_CHUNK]),
+        )
+        found.update(conn.execute(query).scalars())
+    return found
 
 
 def _unique_rows(
     feed_id: int, parsed: Sequence[ParsedEntry], now: datetime
-) -> list[dict[str, Any]]:
-    """One row per key: a feed listing the same GUID twice keeps the first."""
+) -> dict[str, dict[str, Any]]:
+    """One row per key (as stored): a feed listing the same GUID twice keeps the first."""
     rows: dict[str, dict[str, Any]] = {}
     for entry in parsed:
-        if entry.key in rows:
+        key = clean_text(entry.key)
+        if key in rows:
             continue
         published = entry.published or now
         # A date in the future would pin the entry to the top of every list: clamp it.
         # One odd entry must not fail the feed's whole batch: text is made storable
         # and cut to its column; a URL too long to store is dropped, not cut.
-        rows[entry.key] = dict(
+        rows[key] = dict(
             feed_id=feed_id,
-            key=clean_text(entry.key),
+            key=key,
             url=_fits(entry.url, 2048),
             canonical_url=_fits(entry.canonical_url, 2048),
             title=clean_text(entry.title),
@@ -110,7 +136,7 @@ def _unique_rows(
             first_seen_at=now,
             content_hash=entry.content_hash,
         )
-    return list(rows.values())
+    return rows
 
 
 def _fits(url: str | None, size: int) -> str | None:

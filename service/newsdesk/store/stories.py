@@ -29,6 +29,7 @@ from newsdesk.cluster import CURATOR, Changes, StoryState, with_names
 from newsdesk.errors import UsageError
 from newsdesk.ranking import Member
 from newsdesk.semantic import MODEL, SemanticSpace, Vector, from_bytes, to_bytes
+from newsdesk.signals import Signals, signals_of
 from newsdesk.store.engine import write_lock
 from newsdesk.store.feeds import _insert
 from newsdesk.store.schema import (
@@ -60,6 +61,11 @@ class PendingEntry:
     lang: str | None
     canonical_url: str | None
     published: datetime
+
+    def signals(self) -> Signals:
+        """What the clustering compares of this entry. Its terms are what ``term_counts``
+        counts: the retention takes them back off with this same reading."""
+        return signals_of(self.title, self.text, self.lang)
 
 
 @dataclass(frozen=True, slots=True)
