@@ -716,7 +716,8 @@ def _print_status(report: dict[str, Any]) -> None:
     alive = [d for d in report["daemons"] if d["alive"]]
     if alive:
         for d in alive:
-            click.echo(f"daemon: {d['instance']} running since {d['started_at']}")
+            held = f", {d['feeds_claimed']} feeds claimed" if d["feeds_claimed"] else ""
+            click.echo(f"daemon: {d['instance']} running since {d['started_at']}{held}")
     else:
         click.echo("daemon: not running")
     for job in report["jobs"]:
@@ -776,6 +777,9 @@ def run(ctx: Context, once: bool) -> None:
             return
         from newsdesk.scheduler.daemon import run_daemon
 
+        if store.dialect != "sqlite":  # instances share a PostgreSQL store (feed claims)
+            run_daemon(config, store)
+            return
         with store.lock("daemon", what="another newsdesk daemon runs on this store"):
             run_daemon(config, store)
 

@@ -364,6 +364,7 @@ def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
         for f in feeds
         if f.status == "active" and (f.next_check_at is None or f.next_check_at <= now)
     )
+    leases = store.feeds.leases(now)
     daemons = [
         {
             "instance": d.instance,
@@ -374,6 +375,7 @@ def status_report(store: Store, *, now: datetime) -> dict[str, Any]:
             "heartbeat_at": iso(d.heartbeat_at),
             "stopped_at": iso(d.stopped_at),
             "alive": d.stopped_at is None and now - d.heartbeat_at <= ALIVE_WITHIN,
+            "feeds_claimed": leases.get(d.instance, 0),
         }
         for d in store.daemons.listed()
     ]
