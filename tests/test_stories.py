@@ -413,7 +413,16 @@ def test_a_killed_clustering_process_loses_nothing_and_doubles_nothing(sqlite_ur
     store.close()
 
 
-def test_two_processes_clustering_at_once_cluster_each_entry_once(store_url: str) -> None:
+def keyed_partition(store: Store) -> set[frozenset[str]]:
+    """The stories as sets of entry keys: comparable between two stores."""
+    with store.engine.connect() as conn:
+        key_of = dict(conn.execute(select(entries.c.id, entries.c.key)).all())
+    return {frozenset(key_of[e] for e in group) for group in partition(store)}
+
+
+def test_two_processes_clustering_at_once_cluster_each_entry_once(
+    store_url: str, tmp_path: Path
+) -> None:
     store = open_store(store_url)
     many_entries(store, 2000)
     env = dict(os.environ)
@@ -426,6 +435,12 @@ def test_two_processes_clustering_at_once_cluster_each_entry_once(store_url: str
         clustered = conn.execute(select(func.count()).select_from(story_entries)).scalar_one()
     assert clustered == 2000
     check_invariants(store)
+    # The same stories as one process alone makes: no event split in two by the race.
+    alone = open_store(f"sqlite:///{tmp_path / 'alone.db'}")
+    many_entries(alone, 2000)
+    cluster_pending(alone, PARAMS, now=NOW)
+    assert keyed_partition(store) == keyed_partition(alone)
+    alone.close()
     store.close()
 
 
