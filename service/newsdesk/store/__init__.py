@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from newsdesk.models import FeedCheck, ParsedEntry
+from newsdesk.store.copy import CopyResult, Progress, copy_store
 from newsdesk.store.daemons import DaemonStore
 from newsdesk.store.deliveries import DeliveryStore
 from newsdesk.store.engine import (
@@ -66,6 +67,12 @@ class Store:
     def size_bytes(self) -> int | None:
         """The database's size on disk (SQLite: file and WAL; PostgreSQL: the database)."""
         return database_size(self.engine)
+
+    def copy_to(
+        self, url: str, *, force: bool = False, progress: Progress | None = None
+    ) -> CopyResult:
+        """Copy every row into the store at ``url`` (see :mod:`newsdesk.store.copy`)."""
+        return copy_store(self.engine, url, force=force, progress=progress)
 
     def pending_migrations(self) -> list[str]:
         return pending_migrations(self.engine)
