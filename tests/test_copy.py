@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from conftest import write_config
 from newsdesk import jobs
 from newsdesk.clustering import cluster_pending
 from newsdesk.errors import StoreError
@@ -18,6 +19,7 @@ from newsdesk.models import FeedCheck, FeedSpec
 from newsdesk.store import Store, open_store
 from newsdesk.store.schema import entries, entry_tombstones, feeds, metadata, story_entries
 from newsdesk.store.schema import stories as stories_table
+from test_cli import run
 from test_stories import NOW, PARAMS, STREAM, T0, ingest
 
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -316,3 +318,27 @@ def test_a_target_that_cannot_be_opened_is_named_without_its_password(
         "cannot migrate the store at postgresql+psycopg://newsdesk:***@127.0.0.1:1/newsdesk: "
     )
     assert "s3cret" not in str(refused.value)
+
+
+def test_db_copy_prints_one_line_and_hides_the_password(
+    source: Store, sqlite_url: str, pg_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, f'[store]\nurl = "{sqlite_url}"\n')
+    url = pg_url.replace("postgres@", "postgres:s3cret@")  # trust auth ignores it
+
+    copied = run("--config", str(config), "db", "copy", url)
+    assert copied.returncode == 0, copied.stderr
+    (line,) = copied.stdout.splitlines()
+    assert line.startswith("copied ") and " rows in 16 tables to postgresql+psycopg://" in line
+    assert "postgres:***@127.0.0.1" in line and "s3cret" not in line
+
+    again = run("--config", str(config), "db", "copy", url)
+    assert again.returncode == 1
+    assert again.stdout == ""
+    (error,) = again.stderr.splitlines()
+    assert error.startswith("Error: copy to postgresql+psycopg://postgres:***@127.0.0.1")
+    assert error.endswith("--force replaces its contents") and "s3cret" not in error
+
+    forced = run("--config", str(config), "db", "copy", url, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.startswith(line.split(" in ", 1)[0])  # the same rows again
