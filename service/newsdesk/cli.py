@@ -884,5 +884,47 @@ def db_prune(ctx: Context, dry_run: bool) -> None:
         click.echo(summary.line())
 
 
+@db.command("copy")
+@click.argument("url")
+@click.option("--force", is_flag=True, help="Replace what the target database holds.")
+@pass_ctx
+def db_copy(ctx: Context, url: str, force: bool) -> None:
+    """Copy the store into the database at URL.
+
+    Moves a store from SQLite to PostgreSQL (or back) with every row and id. URL is a
+    store URL (postgresql+psycopg://user@host/db, sqlite:///path); its schema
+    is created. The target must be empty unless --force. The copy is one transaction:
+    if it fails, the target is left as it was. Stop the daemon first: the copy reads
+    one snapshot of the store, and what the daemon writes after it is not copied.
+    Then point store.url at URL.
+    """
+    from newsdesk.store import open_store
+
+    with _user_errors():
+        store = open_store(ctx.config.store_url)
+        try:
+            with _progress_line() as progress:
+                result = store.copy_to(url, force=force, progress=progress)
+        finally:
+            store.close()
+        click.echo(result.line())
+
+
+@contextmanager
+def _progress_line() -> Iterator[Callable[[str, int, int], None] | None]:
+    """On a terminal, one line on stderr that counts the rows copied, erased at the end."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+
+    def show(table: str, done: int, total: int) -> None:
+        click.echo(f"\r\033[Kcopying {table}: {done:,} of {total:,} rows", nl=False, err=True)
+
+    try:
+        yield show
+    finally:
+        click.echo("\r\033[K", nl=False, err=True)
+
+
 def main() -> None:
     cli(prog_name="newsdesk")

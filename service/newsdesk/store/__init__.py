@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from newsdesk.models import FeedCheck, ParsedEntry
 from newsdesk.store import retention
 from newsdesk.store.backup import BackupResult, backup_to
+from newsdesk.store.copy import CopyResult, Progress, copy_store
 from newsdesk.store.daemons import DaemonStore
 from newsdesk.store.deliveries import DeliveryStore
 from newsdesk.store.engine import (
@@ -101,6 +102,12 @@ class Store:
     def backup(self, path: Path, *, force: bool = False) -> BackupResult:
         """A verified copy of the store at ``path`` (see :mod:`newsdesk.store.backup`)."""
         return backup_to(self.engine, path, force=force)
+
+    def copy_to(
+        self, url: str, *, force: bool = False, progress: Progress | None = None
+    ) -> CopyResult:
+        """Copy every row into the store at ``url`` (see :mod:`newsdesk.store.copy`)."""
+        return copy_store(self.engine, url, force=force, progress=progress)
 
     def pending_migrations(self) -> list[str]:
         return pending_migrations(self.engine)

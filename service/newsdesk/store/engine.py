@@ -30,8 +30,8 @@ is revision ``0003``), one after the other (a test holds alembic to it)."""
 MIGRATION_LOCK = 0x6E657773646573
 
 
-def create_store_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine for ``url`` with the settings newsdesk relies on.
+def create_store_engine(url: str, *, pool_size: int = 5, role: str = "store.url") -> Engine:
+    """An engine for ``url`` with the settings newsdesk relies on; errors name ``role``.
 
     SQLite gets WAL (readers never block the writer), a busy timeout (the CLI and the
     daemon may write at the same time) and enforced foreign keys.
@@ -44,12 +44,12 @@ def create_store_engine(url: str, *, pool_size: int = 5) -> Engine:
             return engine
         return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise StoreError(f"store.url {_redact(url)}: {_one_line(exc)}") from None
+        raise StoreError(f"{role} {_redact(url)}: {_one_line(exc)}") from None
     except OSError as exc:
-        raise StoreError(f"store.url {_redact(url)}: {exc.strerror or exc}") from None
+        raise StoreError(f"{role} {_redact(url)}: {exc.strerror or exc}") from None
     except ModuleNotFoundError as exc:
         raise StoreError(
-            f"store.url {_redact(url)}: driver missing ({exc.name}); "
+            f"{role} {_redact(url)}: driver missing ({exc.name}); "
             "install newsdesk[postgres] for PostgreSQL"
         ) from None
 
