@@ -374,7 +374,7 @@ class Validator:
             parse_workers=t.get("parse_workers", read_int(0, 64), d.parse_workers),
             allow_local_files=t.get("allow_local_files", read_bool, False),
             settings=settings,
-            lease=t.get("lease", read_duration(timedelta(minutes=1), timedelta(hours=6)), d.lease),
+            lease=t.get("lease", read_duration(timedelta(seconds=10), timedelta(hours=6)), d.lease),
         )
         if result.lease.total_seconds() < 2 * settings.deadline:
             self.problem(t.where("lease"), "must be at least twice fetch.deadline")
