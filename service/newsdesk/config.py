@@ -181,6 +181,8 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log: LogConfig = field(default_factory=LogConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    store_pool_size: int = 5
+    """PostgreSQL connections each process keeps (see the sizing rule in the README)."""
     retention: timedelta = timedelta(days=180)
     """Entries older than this are pruned (0: never); stories of sent issues are kept."""
 
@@ -253,6 +255,7 @@ class Validator:
         retention = store.get(
             "retention", read_duration(timedelta(0), timedelta(days=3650)), Config.retention
         )
+        pool_size = store.get("pool_size", read_int(1, 100), Config.store_pool_size)
         if timedelta(0) < retention < timedelta(days=1):
             self.problem(store.where("retention"), "must be 0 (keep everything) or at least 1d")
         store.done()
@@ -293,6 +296,7 @@ class Validator:
             log=log_config,
             daemon=daemon,
             retention=retention,
+            store_pool_size=pool_size,
         )
 
     def daemon(self, t: Table) -> DaemonConfig:

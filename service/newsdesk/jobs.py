@@ -37,7 +37,7 @@ def utcnow() -> datetime:
 
 def open_app_store(config: Config, *, clock: Callable[[], datetime] = utcnow) -> Store:
     """Open (and migrate) the store, and make its feed list follow newsdesk.toml."""
-    store = open_store(config.store_url)
+    store = open_store(config.store_url, pool_size=config.store_pool_size)
     store.feeds.sync_config(config.feeds, clock())
     return store
 

@@ -119,9 +119,13 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Open the database at ``url``, applying pending migrations unless told not to."""
-    store = Store(create_store_engine(url))
+def open_store(url: str, *, migrate: bool = True, pool_size: int = 5) -> Store:
+    """Open the database at ``url``, applying pending migrations unless told not to.
+
+    ``pool_size``: PostgreSQL connections kept open (as many again may be opened at
+    busy moments); SQLite opens one per thread as needed.
+    """
+    store = Store(create_store_engine(url, pool_size=pool_size))
     if migrate:
         store.upgrade()
     return store
