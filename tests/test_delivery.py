@@ -202,6 +202,27 @@ def test_one_connection_carries_the_whole_send(
     store.close()
 
 
+def test_who_unsubscribes_during_a_send_is_skipped(
+    tmp_path: Path, store_url: str, server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "REFRESH_EVERY", 3)
+    config, store = setup(tmp_path, store_url, server)
+    readers = [f"reader{n}@example.org" for n in range(10)]
+    subscribe(store, *readers)
+    leaving = store.subscribers.get("reader7@example.org")
+    assert leaving is not None
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:  # reader7 unsubscribes while the first messages go out
+            store.subscribers.unsubscribe(leaving.id, now=NOW)
+
+    summary = delivery.send_issue(config, store, clock=Clock(), progress=progress)
+    assert ledger(store) == {a: "skipped" if a == leaving.email else "sent" for a in readers}
+    assert (summary.sent, summary.skipped) == (9, 1) and summary.finished
+    assert len(server.message_ids()) == 9
+    store.close()
+
+
 def test_a_burst_of_failures_pauses_the_send_and_resume_goes_on(
     tmp_path: Path, sqlite_url: str, server: SMTPServer
 ) -> None:
