@@ -211,6 +211,7 @@ def _work(
     accepted: int | None = None
     """The row whose message the server just accepted: its "sent" is committed together
     with the next row's "sending" (one commit per message instead of two)."""
+    claims = deliveries.claims()
     try:
         for done, row in enumerate(rows, 1):
             if done % REFRESH_EVERY == 0:
@@ -234,7 +235,7 @@ def _work(
                 summary.failed += 1
             else:
                 raw = personalise(ctx, issue, subscriber, row.message_id)
-                claimed = deliveries.claim(row, ctx.clock(), sent=accepted)
+                claimed = claims.claim(row, ctx.clock(), sent=accepted)
                 accepted = None
                 if claimed:
                     if interval:
@@ -264,6 +265,7 @@ def _work(
                 log.error(summary.paused)
                 return
     finally:
+        claims.close()
         if accepted is not None:
             deliveries.finish(accepted, "sent", ctx.clock())
 
