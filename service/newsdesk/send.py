@@ -6,7 +6,9 @@ connection, a timeout) or not (5xx), and whether the address itself is gone (5.1
 Retries, pacing and the ledger are the caller's (``delivery``); a transport only speaks.
 
 The SMTP transport keeps one connection open across messages and opens a new one when
-the server dropped it (or said 421); TLS certificates are always verified.
+the server dropped it (or said 421); TLS certificates are always verified. While the
+server reads a message, before its verdict, the caller may get the next one ready
+(``meanwhile``): a serial sender otherwise leaves the time between two messages idle.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import smtplib
 import socket
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,7 +41,21 @@ class DeliveryError(Exception):
 
 
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes, message_id: str) -> None: ...
+    def send(
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        message_id: str,
+        *,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
+        """Hand one message over; return when it is accepted, or raise DeliveryError.
+
+        ``meanwhile`` may be called once, after the message went out and before the
+        server's verdict is read; it must not raise (the verdict would be lost).
+        """
+        ...
 
     def close(self) -> None: ...
 
@@ -53,7 +70,15 @@ class OutboxTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, sender: str, recipient: str, message: bytes, message_id: str) -> None:
+    def send(
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        message_id: str,
+        *,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(message_id.encode()).hexdigest()[:24] + ".eml"
         try:
@@ -93,10 +118,18 @@ class SmtpTransport:
         self.connections = 0
         """Connections opened so far (one, unless the server dropped us)."""
 
-    def send(self, sender: str, recipient: str, message: bytes, message_id: str) -> None:
+    def send(
+        self,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        message_id: str,
+        *,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         smtp = self._connection()
         try:
-            smtp.sendmail(sender, [recipient], message)
+            _transaction(smtp, sender, recipient, message, meanwhile)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient, (550, b"refused"))
             self._after_reply(code)
@@ -180,6 +213,46 @@ class SmtpTransport:
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
+
+
+def _transaction(
+    smtp: smtplib.SMTP,
+    sender: str,
+    recipient: str,
+    message: bytes,
+    meanwhile: Callable[[], None] | None,
+) -> None:
+    """``smtp.sendmail(sender, [recipient], message)``, raising what it raises, but for
+    two things: ``meanwhile`` runs while the server reads the message, and the message
+    is dot-stuffed by ``bytes.replace`` (smtplib's regular expression takes ~0.15 ms on
+    a 20 KB issue). After a refusal the caller resets or drops the connection."""
+    smtp.ehlo_or_helo_if_needed()
+    options = [f"size={len(message)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+    code, reply = smtp.mail(sender, options)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    smtp.send(stuffed(message) + b".\r\n")
+    if meanwhile is not None:
+        meanwhile()
+    code, reply = smtp.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def stuffed(message: bytes) -> bytes:
+    """The message as DATA carries it: a line that starts with "." gets another one
+    (RFC 5321, 4.5.2), and it ends in CRLF, ready for the final "." line."""
+    if message.startswith(b"."):
+        message = b"." + message
+    message = message.replace(b"\n.", b"\n..")
+    return message if message.endswith(b"\r\n") else message + b"\r\n"
 
 
 def _refused(code: int, text: bytes | str, what: str = "recipient") -> DeliveryError:
