@@ -37,7 +37,7 @@ from newsdesk.compose import (
 from newsdesk.config import Config
 from newsdesk.errors import UsageError
 from newsdesk.keys import signing_keys
-from newsdesk.message import MessageTemplate, build_message, mailto, split_address
+from newsdesk.message import Body, MessageTemplate, build_message, mailto, split_address
 from newsdesk.send import DeliveryError, OutboxTransport, SmtpSettings, SmtpTransport, Transport
 from newsdesk.store import Store
 from newsdesk.store.deliveries import Delivery
@@ -92,6 +92,18 @@ class SendSummary:
         return f"issue {self.slot} ({verb}, {state}): " + ", ".join(parts)
 
 
+_MARKERS = (UNSUBSCRIBE_MARKER, GREETING_MARKER)
+
+
+@dataclass(frozen=True)
+class _IssueTemplate:
+    """What every message of an issue shares, encoded once: headers and both bodies."""
+
+    message: MessageTemplate
+    text: Body
+    html: Body
+
+
 @dataclass
 class _Context:
     config: Config
@@ -99,7 +111,7 @@ class _Context:
     key: SigningKey
     labels: dict[str, str]
     clock: Callable[[], datetime]
-    templates: dict[int, MessageTemplate] = field(default_factory=dict)
+    templates: dict[int, _IssueTemplate] = field(default_factory=dict)
     """The message template of each issue, made once per run."""
 
     @cached_property
@@ -381,20 +393,22 @@ def personalise(ctx: _Context, issue: IssueRow, subscriber: Subscriber, msg_id: 
         greeting = ctx.labels["greeting"].replace("{name}", subscriber.name)
     else:
         greeting = ctx.labels["greeting_anonymous"]
-    body_html = issue.html.replace(UNSUBSCRIBE_MARKER, html.escape(url)).replace(
-        GREETING_MARKER, html.escape(greeting)
-    )
-    body_text = issue.text.replace(UNSUBSCRIBE_MARKER, url).replace(GREETING_MARKER, greeting)
     unsubscribe_to = ctx.config.mail.unsubscribe_mailto or ctx.sender_address
     template = ctx.templates.get(issue.id)
     if template is None:
-        template = MessageTemplate(subject=issue.subject, sender=ctx.config.newsletter.sender)
+        template = _IssueTemplate(
+            MessageTemplate(subject=issue.subject, sender=ctx.config.newsletter.sender),
+            text=Body(issue.text, _MARKERS),
+            html=Body(issue.html, _MARKERS),
+        )
         ctx.templates[issue.id] = template
-    return template.render(
+    return template.message.render(
         to=subscriber.email,
         to_name=subscriber.name or "",
-        text=body_text,
-        html=body_html,
+        text=template.text.fill([(UNSUBSCRIBE_MARKER, url), (GREETING_MARKER, greeting)]),
+        html=template.html.fill(
+            [(UNSUBSCRIBE_MARKER, html.escape(url)), (GREETING_MARKER, html.escape(greeting))]
+        ),
         date=ctx.clock(),
         message_id=msg_id,
         unsubscribe_url=url,
