@@ -227,8 +227,7 @@ def test_who_unsubscribes_during_a_send_is_skipped(
 def test_a_message_that_cannot_be_made_stops_the_send_after_the_one_before_is_recorded(
     tmp_path: Path, sqlite_url: str, server: SMTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The next message is made while the server reads the current one; a failure there
-    # must not cost the current one its "sent" (it would be in doubt, and re-sent).
+    # The message before must keep its "sent" (else it would be in doubt, and re-sent).
     config, store = setup(tmp_path, sqlite_url, server)
     subscribe(store, "a@example.org", "b@example.org", "c@example.org")
     personalise = delivery.personalise

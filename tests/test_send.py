@@ -1,5 +1,5 @@
-"""The SMTP transport's own DATA step: the bytes a server receives, the replies it
-classifies, and ``meanwhile``, the caller's turn while the server reads a message.
+"""The SMTP transport's own mail transaction: the bytes a server receives and the
+replies it classifies.
 
 The transport does what ``smtplib.sendmail`` does for one recipient, except that it
 dot-stuffs with ``bytes.replace``; the property below holds it to smtplib's bytes.
@@ -44,48 +44,36 @@ def message(message_id: str, body: str) -> bytes:
 def test_lines_starting_with_a_dot_arrive_as_they_were_written() -> None:
     # A lone "." would end the message early; ".." would lose a dot without stuffing.
     body = ".\r\n..\r\n.hidden line\r\nplain\r\n...\r\n"
-    calls: list[str] = []
     with SMTPServer() as server:
         transport = SmtpTransport(SmtpSettings(host=server.host, port=server.port, security="none"))
         for n in range(3):
-            raw = message(f"<{n}@x>", body)
-            transport.send(
-                SENDER, f"r{n}@example.net", raw, f"<{n}@x>", meanwhile=lambda: calls.append("m")
-            )
+            transport.send(SENDER, f"r{n}@example.net", message(f"<{n}@x>", body), f"<{n}@x>")
         transport.close()
         assert [m.raw for m in server.messages] == [message(f"<{n}@x>", body) for n in range(3)]
         assert server.connections == 1
-    assert calls == ["m", "m", "m"]  # once per message, while the server read it
 
 
 @pytest.mark.parametrize(
-    ("reply", "meanwhile_called", "temporary", "bounced"),
+    ("reply", "temporary", "bounced", "connections"),
     [
-        (Reply(550, "5.1.1 No such user"), False, False, True),
-        (Reply(451, "4.3.0 Try later"), False, True, False),
-        (Reply(554, "5.7.1 Rejected", at="data"), True, False, False),
-        (Reply(452, "4.3.1 Out of storage", at="data"), True, True, False),
+        (Reply(550, "5.1.1 No such user"), False, True, 1),
+        (Reply(451, "4.3.0 Try later"), True, False, 1),
+        (Reply(554, "5.7.1 Rejected", at="data"), False, False, 1),
+        (Reply(452, "4.3.1 Out of storage", at="data"), True, False, 1),
+        # 421: the server closes the connection; the next message opens a new one.
+        (Reply(421, "4.7.0 Closing"), True, False, 2),
     ],
 )
-def test_a_refusal_keeps_its_code_and_the_connection(
-    reply: Reply, meanwhile_called: bool, temporary: bool, bounced: bool
+def test_a_refusal_keeps_its_code_and_the_next_message_goes_out(
+    reply: Reply, temporary: bool, bounced: bool, connections: int
 ) -> None:
-    calls: list[str] = []
     with SMTPServer(script={"r@example.net": [reply]}) as server:
         transport = SmtpTransport(SmtpSettings(host=server.host, port=server.port, security="none"))
         with pytest.raises(DeliveryError) as refused:
-            transport.send(
-                SENDER,
-                "r@example.net",
-                message("<1@x>", "a\r\n"),
-                "<1@x>",
-                meanwhile=lambda: calls.append("m"),
-            )
+            transport.send(SENDER, "r@example.net", message("<1@x>", "a\r\n"), "<1@x>")
         assert refused.value.reason == f"{reply.code} {reply.text}"
         assert (refused.value.temporary, refused.value.bounced) == (temporary, bounced)
-        # Reset, not dropped: the next message goes over the same connection.
         transport.send(SENDER, "ok@example.net", message("<2@x>", "b\r\n"), "<2@x>")
         transport.close()
         assert server.message_ids() == {"<2@x>": 1}
-        assert server.connections == 1
-    assert calls == (["m"] if meanwhile_called else [])
+        assert server.connections == connections

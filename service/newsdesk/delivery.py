@@ -224,7 +224,6 @@ def _work(
     accepted: int | None = None
     """The row whose message the server just accepted: its "sent" is committed together
     with the next row's "sending" (one commit per message instead of two)."""
-    ahead = _Ahead(ctx, issue)
     claims = deliveries.claims()
     try:
         for done, row in enumerate(rows, 1):
@@ -248,7 +247,7 @@ def _work(
                 deliveries.finish(row.id, "failed", ctx.clock(), "gave up: still refused")
                 summary.failed += 1
             else:
-                raw = ahead.message(row, subscriber)
+                raw = personalise(ctx, issue, subscriber, row.message_id)
                 claimed = claims.claim(row, ctx.clock(), sent=accepted)
                 accepted = None
                 if claimed:
@@ -257,11 +256,7 @@ def _work(
                         if wait > 0:
                             sleep(wait)
                         next_at = max(next_at, time.monotonic()) + interval
-                    following = rows[done] if done < len(rows) else None
-                    meanwhile = ahead.preparer(following, active)
-                    outcome = _deliver(
-                        ctx, transport, issue.slot, subscriber, raw, row, sleep, meanwhile
-                    )
+                    outcome = _deliver(ctx, transport, issue.slot, subscriber, raw, row, sleep)
                     if outcome == "sent":
                         accepted = row.id
                         summary.sent += 1
@@ -288,50 +283,6 @@ def _work(
             deliveries.finish(accepted, "sent", ctx.clock())
 
 
-class _Ahead:
-    """The next message, personalised while the server reads the current one.
-
-    Personalising takes ~0.4 ms, more than the claim and the SMTP commands together;
-    done while the client only waits for the server's verdict, it leaves the time
-    between two messages. The message is made in its turn instead when it was not
-    made ahead, or for another row or another version of the subscriber (re-read).
-    """
-
-    def __init__(self, ctx: _Context, issue: IssueRow) -> None:
-        self.ctx = ctx
-        self.issue = issue
-        self._made: tuple[Delivery, Subscriber, bytes] | None = None
-
-    def message(self, row: Delivery, subscriber: Subscriber) -> bytes:
-        made = self._made
-        if made is not None and made[0] is row and made[1] is subscriber:
-            return made[2]
-        return personalise(self.ctx, self.issue, subscriber, row.message_id)
-
-    def preparer(
-        self, row: Delivery | None, active: dict[int, Subscriber]
-    ) -> Callable[[], None] | None:
-        """What to do while the server reads the current message: make ``row``'s."""
-        subscriber = active.get(row.subscriber_id) if row is not None else None
-        if row is None or subscriber is None:
-            return None
-        return lambda: self._prepare(row, subscriber)
-
-    def _prepare(self, row: Delivery, subscriber: Subscriber) -> None:
-        made = self._made
-        if made is not None and made[0] is row and made[1] is subscriber:
-            return  # a retry of the current message waits again
-        self._made = None
-        try:
-            raw = personalise(self.ctx, self.issue, subscriber, row.message_id)
-        except Exception:
-            # Raising here would lose the verdict on the current message (the transport
-            # is between the message and its reply). Made again in its turn, the
-            # message raises there, after the current one is recorded.
-            return
-        self._made = (row, subscriber, raw)
-
-
 class _Stop(Exception):
     """The server cannot be used (unreachable, TLS or login refused): pause the send."""
 
@@ -344,19 +295,15 @@ def _deliver(
     raw: bytes,
     row: Delivery,
     sleep: Callable[[float], None],
-    meanwhile: Callable[[], None] | None = None,
 ) -> str:
     """Hand one claimed message over, retrying temporary refusals.
 
-    A refusal is recorded here; an acceptance by the caller (see ``_work``).
-    ``meanwhile``: the transport's to call while the server reads the message."""
+    A refusal is recorded here; an acceptance by the caller (see ``_work``)."""
     mail = ctx.config.mail
     deliveries = ctx.store.deliveries
     for attempt in range(mail.retries + 1):
         try:
-            transport.send(
-                ctx.sender_address, subscriber.email, raw, row.message_id, meanwhile=meanwhile
-            )
+            transport.send(ctx.sender_address, subscriber.email, raw, row.message_id)
         except DeliveryError as exc:
             if exc.temporary and attempt < mail.retries:
                 sleep(mail.retry_backoff.total_seconds() * 2**attempt)
