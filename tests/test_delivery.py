@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -199,6 +200,52 @@ def test_one_connection_carries_the_whole_send(
     assert summary.sent == 20 and summary.finished
     assert server.connections == 1
     assert len(server.message_ids()) == 20
+    store.close()
+
+
+def test_who_unsubscribes_during_a_send_is_skipped(
+    tmp_path: Path, store_url: str, server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "REFRESH_EVERY", 3)
+    config, store = setup(tmp_path, store_url, server)
+    readers = [f"reader{n}@example.org" for n in range(10)]
+    subscribe(store, *readers)
+    leaving = store.subscribers.get("reader7@example.org")
+    assert leaving is not None
+
+    def progress(done: int, total: int) -> None:
+        if done == 1:  # reader7 unsubscribes while the first messages go out
+            store.subscribers.unsubscribe(leaving.id, now=NOW)
+
+    summary = delivery.send_issue(config, store, clock=Clock(), progress=progress)
+    assert ledger(store) == {a: "skipped" if a == leaving.email else "sent" for a in readers}
+    assert (summary.sent, summary.skipped) == (9, 1) and summary.finished
+    assert len(server.message_ids()) == 9
+    store.close()
+
+
+def test_a_message_that_cannot_be_made_stops_the_send_after_the_one_before_is_recorded(
+    tmp_path: Path, sqlite_url: str, server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The message before must keep its "sent" (else it would be in doubt, and re-sent).
+    config, store = setup(tmp_path, sqlite_url, server)
+    subscribe(store, "a@example.org", "b@example.org", "c@example.org")
+    personalise = delivery.personalise
+
+    def failing(ctx: delivery._Context, issue: Any, subscriber: Any, msg_id: str) -> bytes:
+        if subscriber.email == "b@example.org":
+            raise RuntimeError("cannot make this message")
+        return personalise(ctx, issue, subscriber, msg_id)
+
+    monkeypatch.setattr(delivery, "personalise", failing)
+    with pytest.raises(RuntimeError, match="cannot make"):
+        delivery.send_issue(config, store, clock=Clock())
+    assert ledger(store) == {
+        "a@example.org": "sent",
+        "b@example.org": "queued",
+        "c@example.org": "queued",
+    }
+    assert len(server.messages) == 1
     store.close()
 
 

@@ -29,7 +29,7 @@ from email.message import EmailMessage
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from newsdesk.message import build_message, header_text, mailto
+from newsdesk.message import Body, Encoded, MessageTemplate, build_message, header_text, mailto
 from newsdesk.tokens import SigningKey, message_id, unsubscribe_token, verify_unsubscribe_token
 
 PROPERTY = settings(
@@ -295,6 +295,36 @@ def test_every_line_is_short_ascii_and_ends_in_crlf(
     lines = raw.split(b"\r\n")
     assert not any(b"\r" in line or b"\n" in line for line in lines)  # no bare CR or LF
     assert max(len(line) for line in lines) <= 998  # RFC 5322, 2.1.1
+
+
+MARKERS = ("<<LINK>>", "<<NAME>>")
+_BODY_PIECES = st.one_of(_PIECES, st.sampled_from(MARKERS), st.sampled_from([".", " ", "x" * 80]))
+BODIES = st.lists(_BODY_PIECES, max_size=30).map("".join)
+VALUES = st.one_of(TEXTS, st.sampled_from(["", "\n", "https://news.example.org/u/" + "k" * 90]))
+
+
+@PROPERTY
+@given(body=BODIES, link=VALUES, name=VALUES)
+@example(body="a\n<<LINK>>", link="", name="")  # an empty value at the end
+@example(body="<<LINK>>x", link="a\r", name="b")  # a line break in a value
+@example(body="a <<LINK>> b\r\n.\n" + "y" * 100, link="x" * 70, name="")
+def test_a_body_filled_in_gives_the_bytes_of_the_filled_text(
+    body: str, link: str, name: str
+) -> None:
+    # A Body encodes the lines without a placeholder once per issue; each message must
+    # still get exactly the bytes that rendering the filled-in text would give.
+    values = [("<<LINK>>", link), ("<<NAME>>", name)]
+    filled = body
+    for placeholder, value in values:
+        filled = filled.replace(placeholder, value)
+    template = MessageTemplate(subject="Issue 1", sender=SENDER)
+
+    def render(text: str | Encoded) -> bytes:
+        return template.render(
+            to=TO, to_name="", text=text, html=text, date=DATE, message_id=MESSAGE_ID
+        )
+
+    assert render(Body(body, MARKERS).fill(values)) == render(filled)
 
 
 # -- tokens --------------------------------------------------------------------------------

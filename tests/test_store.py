@@ -13,7 +13,7 @@ from conftest import NOW
 from newsdesk.errors import UsageError
 from newsdesk.models import FeedCheck, FeedSpec, ParsedEntry
 from newsdesk.store import Store, open_store
-from newsdesk.store.schema import metadata
+from newsdesk.store.schema import deliveries, metadata
 
 
 def entry(key: str, **overrides: object) -> ParsedEntry:
@@ -331,3 +331,38 @@ def test_a_store_from_the_previous_release_upgrades_with_its_data(store_url: str
     assert (feed.url, feed.weight, feed.priority) == ("https://example.org/a.xml", 2.0, 0)
     assert store.pending_migrations() == []
     store.close()
+
+
+def test_a_claim_moves_only_the_state_it_saw_and_records_the_accepted_row_with_it(
+    store: Store,
+) -> None:
+    issue, _ = store.issues.open(
+        slot="2026-11-20",
+        subject="s",
+        preheader="",
+        html="",
+        text="",
+        stories_by_section=[],
+        now=NOW,
+    )
+    a, b = (store.subscribers.add(f"{n}@example.org", now=NOW) for n in "ab")
+    store.deliveries.queue(issue.id, [(a.id, "<a@example.org>"), (b.id, "<b@example.org>")], NOW)
+    first, second = store.deliveries.to_send(issue.id, ["queued"])
+    later = NOW + timedelta(seconds=1, microseconds=7)
+
+    claims = store.deliveries.claims()
+    try:
+        assert claims.claim(first, NOW)
+        assert not claims.claim(first, NOW)  # no longer "queued": another sender has it
+        # The server accepted the first message: "sent" goes with the next claim.
+        assert claims.claim(second, later, sent=first.id)
+    finally:
+        claims.close()
+
+    with store.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(deliveries.select())}
+    assert (rows[first.id].state, rows[second.id].state) == ("sent", "sending")
+    assert rows[first.id].attempts == rows[second.id].attempts == 1
+    # Stored as Core stores timestamps: read back through the column type, equal.
+    assert rows[first.id].updated_at == rows[second.id].updated_at == later
+    assert store.deliveries.counts(issue.id)["sending"] == 1

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import make_msgid
+from functools import cached_property
 
 from newsdesk.compose import (
     GREETING_MARKER,
@@ -37,7 +38,7 @@ from newsdesk.config import Config
 from newsdesk.errors import UsageError
 from newsdesk.health import failing_feeds, report_html, report_text
 from newsdesk.keys import signing_keys
-from newsdesk.message import MessageTemplate, build_message, mailto, split_address
+from newsdesk.message import Body, MessageTemplate, build_message, mailto, split_address
 from newsdesk.send import DeliveryError, OutboxTransport, SmtpSettings, SmtpTransport, Transport
 from newsdesk.store import Store
 from newsdesk.store.deliveries import Delivery
@@ -51,7 +52,7 @@ Progress = Callable[[int, int], None]
 """Called with (messages done, messages in this run) after each message."""
 
 REFRESH_EVERY = 200
-"""Rows between two reads of the active subscribers."""
+"""Rows between two reads of the next rows' subscribers (an unsubscribe mid-send)."""
 
 GIVE_UP_FACTOR = 3
 """A deferred message is given up (failed) after this many runs' worth of retries."""
@@ -102,6 +103,18 @@ class SendSummary:
         return f"issue {self.slot} ({verb}, {state}): " + ", ".join(parts)
 
 
+_MARKERS = (UNSUBSCRIBE_MARKER, GREETING_MARKER)
+
+
+@dataclass(frozen=True)
+class _IssueTemplate:
+    """What every message of an issue shares, encoded once: headers and both bodies."""
+
+    message: MessageTemplate
+    text: Body
+    html: Body
+
+
 @dataclass
 class _Context:
     config: Config
@@ -109,16 +122,16 @@ class _Context:
     key: SigningKey
     labels: dict[str, str]
     clock: Callable[[], datetime]
-    templates: dict[int, MessageTemplate] = field(default_factory=dict)
+    templates: dict[int, _IssueTemplate] = field(default_factory=dict)
     """The message template of each issue, made once per run."""
     stop: Callable[[], bool] | None = None
     """Asked before each message: True ends the run (see ``send_issue``)."""
 
-    @property
+    @cached_property
     def sender_address(self) -> str:
         return split_address(self.config.newsletter.sender)[1]
 
-    @property
+    @cached_property
     def domain(self) -> str:
         return self.sender_address.rpartition("@")[2] or "localhost"
 
@@ -232,14 +245,22 @@ def _work(
     accepted: int | None = None
     """The row whose message the server just accepted: its "sent" is committed together
     with the next row's "sending" (one commit per message instead of two)."""
+    claims = deliveries.claims()
     try:
         for done, row in enumerate(rows, 1):
             if ctx.stop is not None and ctx.stop():
                 summary.stopped = True
                 log.info("issue %s: stopping; %d messages left", issue.slot, len(rows) - done + 1)
                 return
-            if done % REFRESH_EVERY == 0:  # an unsubscribe mid-send counts within a moment
-                active = {s.id: s for s in ctx.store.subscribers.active()}
+            if done % REFRESH_EVERY == 0:
+                # An unsubscribe mid-send counts within a moment: the subscribers of the
+                # next rows are read again (only theirs: re-reading everyone this often
+                # made a send quadratic, 0.15 s per read at 10,000 subscribers).
+                window = rows[done - 1 : done - 1 + REFRESH_EVERY]
+                active = {
+                    s.id: s
+                    for s in ctx.store.subscribers.active_among([r.subscriber_id for r in window])
+                }
             subscriber = active.get(row.subscriber_id)
             if subscriber is None:
                 gone = ctx.store.subscribers.get_by_id(row.subscriber_id)
@@ -252,7 +273,7 @@ def _work(
                 summary.failed += 1
             else:
                 raw = personalise(ctx, issue, subscriber, row.message_id)
-                claimed = deliveries.claim(row, ctx.clock(), sent=accepted)
+                claimed = claims.claim(row, ctx.clock(), sent=accepted)
                 accepted = None
                 if claimed:
                     if interval:
@@ -282,6 +303,7 @@ def _work(
                 log.error(summary.paused)
                 return
     finally:
+        claims.close()
         if accepted is not None:
             deliveries.finish(accepted, "sent", ctx.clock())
 
@@ -343,20 +365,22 @@ def personalise(ctx: _Context, issue: IssueRow, subscriber: Subscriber, msg_id: 
         greeting = ctx.labels["greeting"].replace("{name}", subscriber.name)
     else:
         greeting = ctx.labels["greeting_anonymous"]
-    body_html = issue.html.replace(UNSUBSCRIBE_MARKER, html.escape(url)).replace(
-        GREETING_MARKER, html.escape(greeting)
-    )
-    body_text = issue.text.replace(UNSUBSCRIBE_MARKER, url).replace(GREETING_MARKER, greeting)
     unsubscribe_to = ctx.config.mail.unsubscribe_mailto or ctx.sender_address
     template = ctx.templates.get(issue.id)
     if template is None:
-        template = MessageTemplate(subject=issue.subject, sender=ctx.config.newsletter.sender)
+        template = _IssueTemplate(
+            MessageTemplate(subject=issue.subject, sender=ctx.config.newsletter.sender),
+            text=Body(issue.text, _MARKERS),
+            html=Body(issue.html, _MARKERS),
+        )
         ctx.templates[issue.id] = template
-    return template.render(
+    return template.message.render(
         to=subscriber.email,
         to_name=subscriber.name or "",
-        text=body_text,
-        html=body_html,
+        text=template.text.fill([(UNSUBSCRIBE_MARKER, url), (GREETING_MARKER, greeting)]),
+        html=template.html.fill(
+            [(UNSUBSCRIBE_MARKER, html.escape(url)), (GREETING_MARKER, html.escape(greeting))]
+        ),
         date=ctx.clock(),
         message_id=msg_id,
         unsubscribe_url=url,

@@ -22,6 +22,8 @@ from __future__ import annotations
 import binascii
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -83,12 +85,64 @@ def build_message(
     return msg
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A part's body already encoded: quoted-printable, CRLF line ends (``Body.fill``)."""
+
+    data: bytes
+
+
+class Body:
+    """A part's text with placeholders, as quoted-printable, filled in per message.
+
+    Quoted-printable works line by line (a soft break never spans a line end), so the
+    lines without a placeholder are encoded once, and a message encodes only the few
+    with one: ``b2a_qp`` takes ~20 ns a byte, ~0.3 ms for a whole issue. A value that
+    is empty or holds a line break could change the lines around it; such a message is
+    encoded whole, as before.
+    """
+
+    def __init__(self, text: str, placeholders: Sequence[str]) -> None:
+        self._text = text
+        self._placeholders = tuple(placeholders)
+        self._pieces: list[bytes | str] = []
+        """Encoded runs of lines without a placeholder, and lines with one (to fill)."""
+        run: list[str] = []
+        for line in _normalised(text).split("\n")[:-1]:
+            if any(p in line for p in self._placeholders):
+                if run:
+                    self._pieces.append(_encoded("".join(run)))
+                    run = []
+                self._pieces.append(line + "\n")
+            else:
+                run.append(line + "\n")
+        if run:
+            self._pieces.append(_encoded("".join(run)))
+
+    def fill(self, values: Sequence[tuple[str, str]]) -> Encoded:
+        """The body with each placeholder replaced by its value, in this order."""
+        if any(not value or "\r" in value or "\n" in value for _, value in values):
+            text = self._text
+            for placeholder, value in values:
+                text = text.replace(placeholder, value)
+            return Encoded(_encoded(_normalised(text)))
+        encoded = []
+        for piece in self._pieces:
+            if isinstance(piece, str):
+                for placeholder, value in values:
+                    piece = piece.replace(placeholder, value)
+                piece = _encoded(piece)
+            encoded.append(piece)
+        return Encoded(b"".join(encoded))
+
+
 class MessageTemplate:
     """The messages of one issue: what all share is encoded once, the rest per recipient.
 
     Building each message with the ``email`` package costs ~8 ms (its generator is pure
     Python); here a message is its headers plus both parts encoded by
-    ``binascii.b2a_qp`` (C): a few hundred microseconds.
+    ``binascii.b2a_qp`` (C): a few hundred microseconds, or a few dozen when the parts
+    come as :class:`Encoded` (from a :class:`Body` made once per issue).
     """
 
     def __init__(self, *, subject: str, sender: str) -> None:
@@ -105,8 +159,8 @@ class MessageTemplate:
         *,
         to: str,
         to_name: str,
-        text: str,
-        html: str,
+        text: str | Encoded,
+        html: str | Encoded,
         date: datetime,
         message_id: str,
         unsubscribe_url: str | None = None,
@@ -140,11 +194,8 @@ class MessageTemplate:
         )
 
 
-def _part(boundary: bytes, subtype: str, body: str) -> bytes:
-    lines = body.replace("\r\n", "\n").replace("\r", "\n")
-    if not lines.endswith("\n"):
-        lines += "\n"
-    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+def _part(boundary: bytes, subtype: str, body: str | Encoded) -> bytes:
+    encoded = body.data if isinstance(body, Encoded) else _encoded(_normalised(body))
     return (
         b"--"
         + boundary
@@ -154,6 +205,17 @@ def _part(boundary: bytes, subtype: str, body: str) -> bytes:
         + encoded
         + b"\r\n"  # the line break before a boundary belongs to the boundary (RFC 2046)
     )
+
+
+def _normalised(body: str) -> str:
+    """Every line break as LF, and one at the end."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n")
+    return lines if lines.endswith("\n") else lines + "\n"
+
+
+def _encoded(lines: str) -> bytes:
+    """Normalised lines as quoted-printable with CRLF line ends."""
+    return binascii.b2a_qp(lines.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 def _raw(name: str, value: str) -> bytes:

