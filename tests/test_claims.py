@@ -68,3 +68,45 @@ def test_a_check_ends_the_lease_and_released_claims_go_back_at_once(store: Store
     assert store.feeds.leases(NOW) == {}
     again = store.feeds.claim_due(NOW, instance="b", limit=100, lease=LEASE)
     assert {done.url, dropped.url} <= urls(again)  # due again (next_check = NOW)
+
+
+def test_only_rows_sending_for_long_are_in_doubt_when_senders_share(store: Store) -> None:
+    issue, _ = store.issues.open(
+        slot="2026-11-23",
+        subject="s",
+        preheader="",
+        html="<p>x</p>",
+        text="x",
+        stories_by_section=[],
+        now=NOW,
+    )
+    a, b = (store.subscribers.add(f"{n}@example.org", now=NOW) for n in "ab")
+    store.deliveries.queue(issue.id, [(a.id, "<a@x>"), (b.id, "<b@x>")], NOW)
+    rows = store.deliveries.to_send(issue.id, ("queued",))
+    claims = store.deliveries.claims("host:1")
+    assert claims.claim(rows[0], NOW - timedelta(minutes=30))  # a dead sender's row
+    assert claims.claim(rows[1], NOW)  # a live sender's row, claimed just now
+    assert not claims.claim(rows[1], NOW)  # never claimed twice
+    claims.close()
+    recovered = store.deliveries.recover(issue.id, NOW, stale_before=NOW - timedelta(minutes=5))
+    assert recovered == 1
+    counts = store.deliveries.counts(issue.id)
+    assert (counts["unknown"], counts["sending"]) == (1, 1)
+
+
+def test_a_waiting_lock_is_had_once_the_holder_lets_go(store: Store) -> None:
+    import threading
+
+    held = store.lock("open-issue", what="x")
+    got = threading.Event()
+
+    def waiter() -> None:
+        with store.lock("open-issue", what="x", wait=True):
+            got.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert not got.wait(0.3)
+    held.release()
+    assert got.wait(10)
+    thread.join()

@@ -8,6 +8,7 @@ daemon killed mid-round are fetched by the others once its claims run out.
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -158,4 +159,64 @@ def test_a_killed_daemons_feeds_are_fetched_by_the_others_after_its_lease(
     assert set(counts.values()) <= {1, 2} and len(twice) <= 20 * 2
     assert entry_count(store) == len(urls) * ITEMS
     check_invariants(store)
+    store.close()
+
+
+SEND_CONFIG = """
+[newsletter]
+name = "Scale-out Briefing"
+sender = "Briefing <briefing@example.org>"
+lookback = "366d"
+
+[store]
+url = "{store_url}"
+
+[mail]
+transport = "smtp"
+retry_backoff = "0s"
+
+[mail.smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+
+[[section]]
+id = "news"
+title = "News"
+kind = "list"
+auto = 4
+"""
+
+
+def test_three_senders_share_one_issue_and_each_reader_gets_it_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    from newsdesk.store.schema import deliveries, issues
+    from smtpserver import SMTPServer
+    from test_delivery import newsdesk
+    from test_stories import NOW, STREAM, ingest
+
+    readers = [f"reader{n:04}@example.org" for n in range(2000)]
+    store = open_store(pg_url)
+    ingest(store, STREAM)
+    for address in readers:
+        store.subscribers.add(address, now=NOW)
+    with SMTPServer() as smtp:
+        config = write_config(tmp_path, SEND_CONFIG.format(store_url=pg_url, port=smtp.port))
+        senders = [newsdesk(config, "send", output=subprocess.PIPE) for _ in range(3)]
+        outputs = [s.communicate(timeout=300) for s in senders]
+        assert [s.returncode for s in senders] == [0, 0, 0], outputs
+        counts = smtp.message_ids()
+        received = sorted(r for m in smtp.messages for r in m.rcpt_tos)
+    assert received == readers  # everyone, once
+    assert len(counts) == 2000 and set(counts.values()) == {1}
+    sent_by = [int(out.split(": ", 1)[1].split(" sent")[0]) for out, _ in outputs]
+    assert sum(sent_by) == 2000 and min(sent_by) > 0, f"not shared: {sent_by}"
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(issues)).scalar_one() == 1
+        states = Counter(r.state for r in conn.execute(deliveries.select()))
+        claimed_by = {r.claimed_by for r in conn.execute(deliveries.select())}
+    assert states == {"sent": 2000} and len(claimed_by) == 3
+    last = store.issues.last()
+    assert last is not None and last.status == "sent"
     store.close()

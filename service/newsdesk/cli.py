@@ -630,7 +630,7 @@ def send(
             return
         # One sender at a time: a second one would take the first one's messages in
         # flight for a crash's leftovers and send them again.
-        with ctx.store.lock("send", what="another process is sending an issue"):
+        with jobs.send_lock(ctx.store, "another process is sending an issue"):
             summary = _send_with_progress(ctx, resume=resume, force=force, resend=resend_unknown)
         for problem in summary.problems:
             click.echo(f"Warning: {problem}", err=True)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import html
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import make_msgid
 from functools import cached_property
 
@@ -41,6 +42,7 @@ from newsdesk.keys import signing_keys
 from newsdesk.message import Body, MessageTemplate, build_message, mailto, split_address
 from newsdesk.send import DeliveryError, OutboxTransport, SmtpSettings, SmtpTransport, Transport
 from newsdesk.store import Store
+from newsdesk.store.daemons import this_instance
 from newsdesk.store.deliveries import Delivery
 from newsdesk.store.issues import IssueRow
 from newsdesk.store.subscribers import Subscriber
@@ -126,6 +128,8 @@ class _Context:
     """The message template of each issue, made once per run."""
     stop: Callable[[], bool] | None = None
     """Asked before each message: True ends the run (see ``send_issue``)."""
+    instance: str = field(default_factory=this_instance)
+    """Who claims the ledger rows (``host:pid``)."""
 
     @cached_property
     def sender_address(self) -> str:
@@ -176,21 +180,28 @@ def send_issue(
     """
     ctx = _context(config, store, clock)
     ctx.stop = stop
-    issue = store.issues.by_slot(slot) if slot is not None else store.issues.unfinished()
-    if issue is None and resend_unknown:
-        last = store.issues.last()
-        if last is not None and store.deliveries.counts(last.id)["unknown"]:
-            issue = last
-    resumed = issue is not None
-    if issue is None:
-        if resume or resend_unknown:
-            raise UsageError("nothing to resume: every issue has been sent")
-        issue = _open(config, store, clock, force=force, slot=slot)
+    # Which issue, and opening it, one process at a time: two sends started together
+    # must not open two issues (the second one joins the first's).
+    with store.lock("open-issue", what="opening an issue", wait=True):
+        issue = store.issues.by_slot(slot) if slot is not None else store.issues.unfinished()
+        if issue is None and resend_unknown:
+            last = store.issues.last()
+            if last is not None and store.deliveries.counts(last.id)["unknown"]:
+                issue = last
+        resumed = issue is not None
+        if issue is None:
+            if resume or resend_unknown:
+                raise UsageError("nothing to resume: every issue has been sent")
+            issue = _open(config, store, clock, force=force, slot=slot)
     summary = SendSummary(slot=issue.slot, resumed=resumed)
     _sync_subscribers(config, store, clock, summary)
 
     now = clock()
-    recovered = store.deliveries.recover(issue.id, now)
+    # One sender at a time on SQLite (a lock): every row left "sending" is a crash's.
+    # On PostgreSQL other instances may be sending theirs: only old ones are in doubt.
+    shared = store.dialect == "postgresql"
+    stale_before = now - in_doubt_after(config) if shared else None
+    recovered = store.deliveries.recover(issue.id, now, stale_before=stale_before)
     if recovered:
         log.warning("issue %s: %d messages in doubt after a crash (unknown)", issue.slot, recovered)
     active = store.subscribers.active()
@@ -202,6 +213,9 @@ def send_issue(
     resend = config.mail.unknown == "resend" or resend_unknown
     states = ("queued", "deferred", "unknown") if resend else ("queued", "deferred")
     rows = store.deliveries.to_send(issue.id, states)
+    if shared and rows:  # instances start at different rows, so they rarely meet
+        start = zlib.crc32(ctx.instance.encode()) % len(rows)
+        rows = rows[start:] + rows[:start]
     summary.subscribers = len(active)
 
     own = transport is None
@@ -245,7 +259,7 @@ def _work(
     accepted: int | None = None
     """The row whose message the server just accepted: its "sent" is committed together
     with the next row's "sending" (one commit per message instead of two)."""
-    claims = deliveries.claims()
+    claims = deliveries.claims(ctx.instance)
     try:
         for done, row in enumerate(rows, 1):
             if ctx.stop is not None and ctx.stop():
@@ -482,6 +496,15 @@ def send_test_copy(
     return f"test copy of issue {composed.slot} sent to {address}" + (
         f" (warnings: {warnings})" if warnings else ""
     )
+
+
+def in_doubt_after(config: Config) -> timedelta:
+    """How long a row may stay "sending" while its sender is alive: every attempt's
+    timeout and backoff, and a minute more."""
+    mail = config.mail
+    attempts = mail.retries + 1
+    backoff = mail.retry_backoff * ((1 << mail.retries) - 1)
+    return mail.smtp.timeout * attempts + backoff + timedelta(minutes=1)
 
 
 def _after_body_tag(page: str, block: str) -> str:

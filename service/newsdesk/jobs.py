@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from newsdesk.models import Feed
 from newsdesk.ranking import RankedStory, rank
 from newsdesk.scheduler.triggers import cron_trigger, last_fire, slot_of
 from newsdesk.store import Store, open_store
+from newsdesk.store.daemons import this_instance
 from newsdesk.store.issues import IssueRow
 
 if TYPE_CHECKING:  # the fetcher (httpx) is imported when a round runs, not for every command
@@ -118,7 +118,7 @@ def fetch_round(
 
 def default_instance() -> str:
     """This process, as claims and job records name it: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return this_instance()
 
 
 @dataclass(frozen=True)
@@ -165,13 +165,23 @@ def send_scheduled(
     issue = store.issues.by_slot(slot)
     if issue is not None and issue.status == "sent":
         return JobResult("skipped", f"issue {slot} was sent at {iso(issue.sent_at)}")
-    with store.lock("send", what=f"issue {slot}: another process is sending"):
+    with send_lock(store, f"issue {slot}: another process is sending"):
         summary = send_issue(config, store, clock=clock, slot=slot, stop=stop)
     for problem in summary.problems:
         log.warning(problem, extra={"issue": slot})
     if summary.paused:
         return JobResult("failed", summary.paused, retry=True)
-    return JobResult("ok", summary.line())
+    # Not finished, not stopped: other instances are sending the last rows (or one died
+    # with some in hand); look again later, when they are done or in doubt.
+    return JobResult("ok", summary.line(), retry=not summary.finished and not summary.stopped)
+
+
+def send_lock(store: Store, what: str) -> AbstractContextManager[object]:
+    """One sender at a time on SQLite; on PostgreSQL instances share a send (the ledger
+    rows are claimed one by one), so there is nothing to hold."""
+    if store.dialect == "sqlite":
+        return store.lock("send", what=what)
+    return nullcontext()
 
 
 def maintenance(

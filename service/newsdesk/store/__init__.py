@@ -71,9 +71,10 @@ class Store:
             mark_success(conn, feed_id, check)
         return new_ids
 
-    def lock(self, name: str, *, what: str) -> HeldLock:
-        """Hold ``name`` ("daemon", "send") until released; :class:`Busy` if taken."""
-        return acquire(self.engine, name, what=what)
+    def lock(self, name: str, *, what: str, wait: bool = False) -> HeldLock:
+        """Hold ``name`` ("daemon", "send") until released; :class:`Busy` if taken
+        (or, with ``wait``, once the holder lets go)."""
+        return acquire(self.engine, name, what=what, wait=wait)
 
     def size_bytes(self) -> int | None:
         """The database's size on disk (SQLite: file and WAL; PostgreSQL: the database)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +33,11 @@ class JobRun:
     outcome: str
     message: str
     next_run_at: datetime | None
+
+
+def this_instance() -> str:
+    """This process as claims, ledger rows and job records name it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class DaemonStore:

@@ -67,14 +67,19 @@ class DeliveryStore:
                 added += conn.execute(statement, values[start : start + 1000]).rowcount
         return max(added, 0)
 
-    def recover(self, issue_id: int, now: datetime) -> int:
-        """After a crash: rows left "sending" become "unknown". Returns how many."""
+    def recover(self, issue_id: int, now: datetime, *, stale_before: datetime | None = None) -> int:
+        """After a crash: rows left "sending" become "unknown". Returns how many.
+
+        ``stale_before``: only rows "sending" since before then (other instances may be
+        sending the younger ones right now; see docs/scale-out.md).
+        """
+        query = update(deliveries).where(
+            deliveries.c.issue_id == issue_id, deliveries.c.state == "sending"
+        )
+        if stale_before is not None:
+            query = query.where(deliveries.c.updated_at < stale_before)
         with self.engine.begin() as conn:
-            return conn.execute(
-                update(deliveries)
-                .where(deliveries.c.issue_id == issue_id, deliveries.c.state == "sending")
-                .values(state="unknown", updated_at=now)
-            ).rowcount
+            return conn.execute(query.values(state="unknown", updated_at=now)).rowcount
 
     def to_send(self, issue_id: int, states: Sequence[str]) -> list[Delivery]:
         query = (
@@ -88,9 +93,9 @@ class DeliveryStore:
                 for r in conn.execute(query)
             ]
 
-    def claims(self) -> Claims:
+    def claims(self, instance: str = "") -> Claims:
         """The claims of one send, on a connection it holds until :meth:`Claims.close`."""
-        return Claims(self.engine.raw_connection(), self.engine.dialect)
+        return Claims(self.engine.raw_connection(), self.engine.dialect, instance)
 
     def finish(self, delivery_id: int, state: str, now: datetime, error: str | None = None) -> None:
         assert state in STATES
@@ -127,7 +132,9 @@ class Claims:
     own bind processor, so they are stored exactly as Core stores them.
     """
 
-    def __init__(self, connection: PoolProxiedConnection, dialect: Dialect) -> None:
+    def __init__(
+        self, connection: PoolProxiedConnection, dialect: Dialect, instance: str = ""
+    ) -> None:
         if dialect.paramstyle == "qmark":
             mark = "?"
         elif dialect.paramstyle in ("format", "pyformat"):
@@ -138,10 +145,19 @@ class Claims:
         self._time: Callable[[datetime], Any] = deliveries.c.updated_at.type.bind_processor(
             dialect
         ) or (lambda value: value)
-        # Conditional on the state we saw: of two processes, only one moves the row.
+        self._instance = instance
+        # Conditional on the state we saw: of two processes, only one moves the row. On
+        # PostgreSQL a row another instance is claiming this instant is skipped, not
+        # waited for (SKIP LOCKED): that instance will have it.
+        target = f"id = {mark} AND state = {mark}"
+        if dialect.name == "postgresql":
+            target = (
+                f"id = (SELECT id FROM deliveries WHERE id = {mark} AND state = {mark} "
+                "FOR UPDATE SKIP LOCKED)"
+            )
         self._claim = (
             "UPDATE deliveries SET state = 'sending', attempts = attempts + 1, "
-            f"updated_at = {mark} WHERE id = {mark} AND state = {mark}"
+            f"claimed_by = {mark}, updated_at = {mark} WHERE {target}"
         )
         self._sent = (
             f"UPDATE deliveries SET state = 'sent', updated_at = {mark}, last_error = NULL "
@@ -159,7 +175,7 @@ class Claims:
         try:
             if sent is not None:
                 cursor.execute(self._sent, (when, sent))
-            cursor.execute(self._claim, (when, delivery.id, delivery.state))
+            cursor.execute(self._claim, (self._instance, when, delivery.id, delivery.state))
             claimed: bool = cursor.rowcount == 1
             self._connection.commit()
         except BaseException:

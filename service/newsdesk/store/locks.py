@@ -58,16 +58,16 @@ def lock_path(engine: Engine, name: str) -> Path | None:
     return Path(f"{database}.{name}.lock")
 
 
-def acquire(engine: Engine, name: str, *, what: str) -> HeldLock:
-    """Take the lock ``name`` without waiting; :class:`Busy` names who holds it.
+def acquire(engine: Engine, name: str, *, what: str, wait: bool = False) -> HeldLock:
+    """Take the lock ``name``; :class:`Busy` names who holds it (``wait``: wait for it).
 
     ``what`` says what the lock guards, for the message ("a daemon runs").
     """
     path = lock_path(engine, name)
     if path is not None:
-        return _file_lock(path, name, what)
+        return _file_lock(path, name, what, wait)
     if engine.dialect.name == "postgresql":
-        return _advisory_lock(engine, name, what)
+        return _advisory_lock(engine, name, what, wait)
     return HeldLock(name, None, None)  # an in-memory SQLite store has one process anyway
 
 
@@ -84,10 +84,10 @@ def holder(engine: Engine, name: str) -> int | None:
         return None
 
 
-def _file_lock(path: Path, name: str, what: str) -> HeldLock:
+def _file_lock(path: Path, name: str, what: str, wait: bool) -> HeldLock:
     handle = open(path, "a+")  # noqa: SIM115 - kept open while the lock is held
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         pid = _pid_in(path)
@@ -110,12 +110,17 @@ def _pid_in(path: Path) -> int | None:
 # The key names the schema too: several newsdesk stores may share one database.
 _KEY = "hashtext('newsdesk:' || current_schema() || ':' || :name)"
 _LOCK = text(f"SELECT pg_try_advisory_lock({_KEY})")
+_WAIT = text(f"SELECT pg_advisory_lock({_KEY})")
 _UNLOCK = text(f"SELECT pg_advisory_unlock({_KEY})")
 
 
-def _advisory_lock(engine: Engine, name: str, what: str) -> HeldLock:
+def _advisory_lock(engine: Engine, name: str, what: str, wait: bool) -> HeldLock:
     conn = engine.connect()
-    got = conn.execute(_LOCK, {"name": name}).scalar()
+    if wait:
+        conn.execute(_WAIT, {"name": name})
+        got = True
+    else:
+        got = bool(conn.execute(_LOCK, {"name": name}).scalar())
     conn.commit()
     if not got:
         conn.close()
