@@ -68,6 +68,18 @@ auto = 4
 """
 
 
+def config_body(urls: list[str], smtp_port: int, **settings: str) -> str:
+    """CONFIG for a SQLite store that never sends on schedule, unless told otherwise."""
+    values = {
+        "store_url": "sqlite:///newsdesk.db",
+        "schedule": "0 7 * * mon",
+        "send": "false",
+        "stop_timeout": "5s",
+        **settings,
+    }
+    return CONFIG.format(smtp_port=smtp_port, feeds="".join(feed_block(u) for u in urls), **values)
+
+
 def feed_block(url: str) -> str:
     return f'\n[[feed]]\nurl = "{url}"\n'
 
@@ -184,13 +196,8 @@ def test_the_daemon_fetches_clusters_and_sends_once_through_sigterms(
     urls = [feeds.url("/techwire.xml"), feeds.url("/ki-nachrichten.atom"), feeds.url("/slow.json")]
 
     def write(*, send: bool, schedule: str = "0 7 * * mon") -> Path:
-        body = CONFIG.format(
-            store_url=store_url,
-            schedule=schedule,
-            send="true" if send else "false",
-            stop_timeout="5s",
-            smtp_port=smtp.port,
-            feeds="".join(feed_block(u) for u in urls),
+        body = config_body(
+            urls, smtp.port, store_url=store_url, schedule=schedule, send=str(send).lower()
         )
         return write_config(tmp_path, body)
 
@@ -217,6 +224,18 @@ def test_the_daemon_fetches_clusters_and_sends_once_through_sigterms(
     config = write(send=True, schedule=at(send_at))
 
     second = Daemon(config, tmp_path / "second.log")
+    # SIGTERM from the server as it accepts the 60th message: mid-send, however busy
+    # the machine is.
+    accepted = 0
+
+    def sigterm_at_60(_message: object) -> None:
+        nonlocal accepted
+        accepted += 1
+        if accepted == 60:
+            second.signal(signal.SIGTERM)
+        time.sleep(0.01)
+
+    smtp.on_message = sigterm_at_60
     wait_for("the abandoned feed to be fetched", lambda: len(slow_requests) >= 2, second)
     wait_for("the send to be under way", lambda: len(smtp.messages) >= 60, second, timeout=90)
     code, took = second.stop()
@@ -264,15 +283,7 @@ def _issue_sent(config: Path) -> bool:
 def test_a_second_daemon_on_the_same_store_refuses_to_start(
     tmp_path: Path, feeds: FeedServer, smtp: SMTPServer
 ) -> None:
-    body = CONFIG.format(
-        store_url="sqlite:///newsdesk.db",
-        schedule="0 7 * * mon",
-        send="false",
-        stop_timeout="5s",
-        smtp_port=smtp.port,
-        feeds=feed_block(feeds.url("/techwire.xml")),
-    )
-    config = write_config(tmp_path, body)
+    config = write_config(tmp_path, config_body([feeds.url("/techwire.xml")], smtp.port))
     first = Daemon(config, tmp_path / "first.log")
     wait_for("the first fetch", lambda: entry_count(config) > 0, first)
     second = newsdesk(config, "run")
@@ -290,15 +301,7 @@ def test_a_changed_config_is_reloaded_and_a_broken_one_rejected(
     tmp_path: Path, feeds: FeedServer, smtp: SMTPServer
 ) -> None:
     def write(urls: list[str], extra: str = "") -> Path:
-        body = CONFIG.format(
-            store_url="sqlite:///newsdesk.db",
-            schedule="0 7 * * mon",
-            send="false",
-            stop_timeout="5s",
-            smtp_port=smtp.port,
-            feeds="".join(feed_block(u) for u in urls),
-        )
-        return write_config(tmp_path, body + extra)
+        return write_config(tmp_path, config_body(urls, smtp.port) + extra)
 
     techwire, atom = feeds.url("/techwire.xml"), feeds.url("/ki-nachrichten.atom")
     config = write([techwire])
@@ -329,15 +332,7 @@ def test_a_changed_config_is_reloaded_and_a_broken_one_rejected(
 
 
 def test_run_once_runs_every_due_job_and_records_it(tmp_path: Path, feeds: FeedServer) -> None:
-    body = CONFIG.format(
-        store_url="sqlite:///newsdesk.db",
-        schedule="0 7 * * mon",
-        send="false",
-        stop_timeout="5s",
-        smtp_port=1,
-        feeds=feed_block(feeds.url("/techwire.xml")),
-    )
-    config = write_config(tmp_path, body)
+    config = write_config(tmp_path, config_body([feeds.url("/techwire.xml")], smtp_port=1))
     once = newsdesk(config, "run", "--once")
     assert once.returncode == 0, once.stderr
     assert once.stdout.startswith("fetch: 1 feeds: 1 ok")

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import cached_property
 
@@ -483,15 +484,7 @@ def send_test_copy(
         message_id=make_msgid("test", domain=sender.rpartition("@")[2] or "localhost"),
         unsubscribe_url=preview_unsubscribe_url(config),
     )
-    own = transport is None
-    transport = transport or transport_for(config)
-    try:
-        transport.send(sender, address, message.as_bytes(), message["Message-ID"])
-    except DeliveryError as exc:
-        raise UsageError(f"test copy to {address}: {exc.reason}") from None
-    finally:
-        if own:
-            transport.close()
+    _send_one(config, transport, sender, address, message, what="test copy")
     warnings = "; ".join(composed.warnings)
     return f"test copy of issue {composed.slot} sent to {address}" + (
         f" (warnings: {warnings})" if warnings else ""
@@ -536,16 +529,29 @@ def send_health_report(
         date=now,
         message_id=make_msgid("health", domain=sender.rpartition("@")[2] or "localhost"),
     )
+    _send_one(config, transport, sender, address, message, what="feed-health mail")
+    return len(failing)
+
+
+def _send_one(
+    config: Config,
+    transport: Transport | None,
+    sender: str,
+    address: str,
+    message: EmailMessage,
+    *,
+    what: str,
+) -> None:
+    """One message outside the ledger (a test copy, a report); a refusal is one line."""
     own = transport is None
     transport = transport or transport_for(config)
     try:
         transport.send(sender, address, message.as_bytes(), message["Message-ID"])
     except DeliveryError as exc:
-        raise UsageError(f"feed-health mail to {address}: {exc.reason}") from None
+        raise UsageError(f"{what} to {address}: {exc.reason}") from None
     finally:
         if own:
             transport.close()
-    return len(failing)
 
 
 def _context(config: Config, store: Store, clock: Callable[[], datetime]) -> _Context:
