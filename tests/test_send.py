@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from newsdesk.send import DeliveryError, SmtpSettings, SmtpTransport, stuffed
+from newsdesk.send import DeliveryError, SmtpSettings, SmtpTransport, path, stuffed
 from smtpserver import Reply, SMTPServer
 
 SENDER = "briefing@example.org"
@@ -34,6 +34,26 @@ def test_stuffing_gives_the_bytes_smtplib_sends(message: bytes) -> None:
     if not expected.endswith(b"\r\n"):
         expected += b"\r\n"
     assert stuffed(message) == expected
+
+
+ATOM = "abcxyzABCXYZ0189!#$%&'*+/=?^_`{|}~-"
+LABEL = "abcxyzABCXYZ0189-"
+
+
+def dotted(alphabet: str) -> st.SearchStrategy[str]:
+    return st.lists(st.text(alphabet, min_size=1, max_size=6), min_size=1, max_size=3).map(".".join)
+
+
+PLAIN = st.tuples(dotted(ATOM), dotted(LABEL)).map("@".join)
+ADDRESSES = PLAIN | st.text(max_size=40) | st.sampled_from(['"a b"@x.org', "A <a@x.org>"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(ADDRESSES)
+@example("reader00001@example.org")
+@example("a..b@example.org")
+def test_an_address_is_written_as_smtplib_writes_it(address: str) -> None:
+    assert path(address) == smtplib.quoteaddr(address)
 
 
 def message(message_id: str, body: str) -> bytes:

@@ -183,16 +183,19 @@ class SmtpTransport:
 
 
 def _transaction(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
-    """``smtp.sendmail(sender, [recipient], message)``, raising what it raises, but the
-    message is dot-stuffed by ``bytes.replace``: smtplib's regular expression takes
-    ~0.12 ms on a 20 KB issue, a third of what a message costs the client. After a
-    refusal the caller resets or drops the connection."""
+    """``smtp.sendmail(sender, [recipient], message)``, raising what it raises, for less:
+    smtplib dot-stuffs with a regular expression (~0.12 ms on a 20 KB issue, here
+    ~0.05 ms) and parses both addresses with the ``email`` package (~0.01 ms each),
+    together half of what sendmail costs the client. After a refusal the caller resets
+    or drops the connection."""
     smtp.ehlo_or_helo_if_needed()
-    options = [f"size={len(message)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
-    code, reply = smtp.mail(sender, options)
+    size = f" size={len(message)}" if smtp.does_esmtp and smtp.has_extn("size") else ""
+    smtp.putcmd("mail", f"FROM:{path(sender)}{size}")
+    code, reply = smtp.getreply()
     if code != 250:
         raise smtplib.SMTPSenderRefused(code, reply, sender)
-    code, reply = smtp.rcpt(recipient)
+    smtp.putcmd("rcpt", f"TO:{path(recipient)}")
+    code, reply = smtp.getreply()
     if code not in (250, 251):
         raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
     smtp.putcmd("data")
@@ -203,6 +206,20 @@ def _transaction(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes
     code, reply = smtp.getreply()
     if code != 250:
         raise smtplib.SMTPDataError(code, reply)
+
+
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
+)
+
+
+def path(address: str) -> str:
+    """``<address>``, as smtplib's ``quoteaddr`` writes it for MAIL and RCPT; a plain
+    address (dot-atoms, as validated subscribers have) without parsing it."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def stuffed(message: bytes) -> bytes:
