@@ -454,3 +454,15 @@ def test_killed_sends_resume_and_every_subscriber_gets_the_issue_once(
         held = [a for a, s in states.items() if s == "unknown"]
         assert set(states.values()) <= {"sent", "unknown"} and len(held) <= kills
         assert len(counts) >= 500 - len(held)
+
+
+def test_an_address_smtp_cannot_carry_fails_alone_and_the_send_goes_on(
+    tmp_path: Path, sqlite_url: str, server: SMTPServer
+) -> None:
+    config, store = setup(tmp_path, sqlite_url, server)
+    subscribe(store, "jörg@example.org", "anna@example.org")
+    summary = delivery.send_issue(config, store, clock=Clock())
+    assert (summary.sent, summary.failed) == (1, 1) and summary.finished
+    assert ledger(store) == {"jörg@example.org": "failed", "anna@example.org": "sent"}
+    assert [m.rcpt_tos for m in server.messages] == [("anna@example.org",)]
+    store.close()

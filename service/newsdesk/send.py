@@ -94,6 +94,13 @@ class SmtpTransport:
         """Connections opened so far (one, unless the server dropped us)."""
 
     def send(self, sender: str, recipient: str, message: bytes, message_id: str) -> None:
+        if not recipient.isascii():
+            # smtplib would fail mid-transaction encoding it; the server would need
+            # SMTPUTF8 (RFC 6531), which newsdesk does not speak yet.
+            raise DeliveryError(
+                "address is not ASCII (it needs SMTPUTF8, which newsdesk does not use)",
+                temporary=False,
+            )
         smtp = self._connection()
         try:
             _transaction(smtp, sender, recipient, message)
