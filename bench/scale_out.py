@@ -100,8 +100,15 @@ SECTION = "Scale-out"
 PG_SERVER = os.environ.get("NEWSDESK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PR_SET_CHILD_SUBREAPER = 36
-DEFAULTS = {"feeds": 20000, "runs": 3, "quiet_wait": 20.0}
-QUICK = {"feeds": 1000, "runs": 1, "quiet_wait": 0.0}
+DEFAULTS = {
+    "feeds": 20000,
+    "runs": 3,
+    "quiet_wait": 20.0,
+    "claim_growth": [20000, 100000, 200000],
+}
+QUICK = {"feeds": 1000, "runs": 1, "quiet_wait": 0.0, "claim_growth": [2000]}
+GROWTH_CLAIMS = 20
+"""Claims timed at each size of ``--claim-growth``."""
 
 
 # -- feeds and hosts ---------------------------------------------------------------------
@@ -236,14 +243,18 @@ class Calls:
     """Timed calls of one store method."""
 
     durations: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    """CPU time of the calling thread in the calls (waits for the GIL or the database
+    not included)."""
     items: int = 0
     empty: int = 0
 
     def wrap(self, method: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             result = method(*args, **kwargs)
             self.durations.append(time.perf_counter() - start)
+            self.cpu += time.thread_time() - cpu
             if isinstance(result, list):
                 self.items += len(result)
                 self.empty += not result
@@ -257,6 +268,7 @@ class Calls:
             "items": self.items,
             "empty": self.empty,
             "seconds": sum(self.durations),
+            "cpu_seconds": self.cpu,
             "durations_ms": [round(d * 1000, 2) for d in self.durations],
         }
 
@@ -519,6 +531,79 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def claim_growth(
+    sizes: Sequence[int], hosts: int, capacity: int, claims: int
+) -> list[dict[str, Any]]:
+    """The first ``claims`` claims of a round on a PostgreSQL feed table of each size.
+
+    The feeds are inserted with one SQL statement (a round of ``sync_config`` would take
+    minutes), spread over ``hosts`` host names, all due. Three instances claim in turn
+    and hold what they claimed, as at the start of a round. The locking SELECT is timed
+    apart (SQLAlchemy's cursor events) to show where a claim's time goes.
+    """
+    from sqlalchemy import event, text
+
+    from newsdesk.store import open_store
+
+    results = []
+    for size in sizes:
+        schema = f"scalebench_{uuid.uuid4().hex[:12]}"
+        pg_admin(f"CREATE SCHEMA {schema}")
+        try:
+            store = open_store(pg_url(schema))
+            with store.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO feeds (url, declared_url, host, source, status, created_at, "
+                        "tags, weight, priority, error_count) SELECT u, u, h, 'config', 'active', "
+                        "now(), '[]', 1.0, 0, 0 FROM (SELECT 'http://' || h || '/feeds/' || i || "
+                        "'.rss' AS u, h FROM (SELECT i, 'h' || (i % :hosts) || '.example' AS h "
+                        "FROM generate_series(0, :size - 1) AS i) AS numbered) AS named"
+                    ),
+                    {"hosts": hosts, "size": size},
+                )
+                conn.execute(text("ANALYZE feeds"))
+            selects: list[float] = []
+
+            def before(conn: Any, *_args: Any) -> None:
+                conn.info["scalebench_t"] = time.perf_counter()
+
+            def after(
+                conn: Any, _cursor: Any, statement: str, *_args: Any, into: list[float] = selects
+            ) -> None:
+                if "FOR UPDATE" in statement:
+                    into.append(time.perf_counter() - conn.info["scalebench_t"])
+
+            event.listen(store.engine, "before_cursor_execute", before)
+            event.listen(store.engine, "after_cursor_execute", after)
+            now = datetime.now(UTC)
+            durations = []
+            for turn in range(claims):
+                start = time.perf_counter()
+                store.feeds.claim_due(
+                    now,
+                    instance=f"bench-{turn % 3 + 1}",
+                    limit=capacity,
+                    lease=timedelta(minutes=10),
+                )
+                durations.append(time.perf_counter() - start)
+            store.close()
+        finally:
+            pg_admin(f"DROP SCHEMA {schema} CASCADE")
+        median = statistics.median(durations)
+        results.append(
+            {
+                "feeds": size,
+                "claims": claims,
+                "capacity": capacity,
+                "median_ms": median * 1000,
+                "select_ms": statistics.median(selects) * 1000,
+                "ceiling_feeds_s": capacity / median,
+            }
+        )
+    return results
+
+
 # -- one timed configuration -------------------------------------------------------------
 
 
@@ -539,6 +624,23 @@ def children() -> set[int]:
         with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/children") as handle:
             pids.update(int(pid) for pid in handle.read().split())
     return pids
+
+
+def reap_orphans(keep: int, patience: float = 60.0) -> None:
+    """Wait for every child but ``keep``: the instances' orphaned forkservers.
+
+    Parser workers belong to each instance's forkserver, which outlives the instance and,
+    orphaned, comes to this process (a subreaper): reaping it collects their CPU.
+    """
+    deadline = time.monotonic() + patience
+    while orphans := children() - {keep}:
+        for pid in orphans:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() > deadline:
+            log(f"WARNING: processes {sorted(orphans)} still running; their CPU is not counted")
+            return
+        time.sleep(0.05)
 
 
 def postgres_cpu() -> float:
@@ -603,12 +705,7 @@ def timed_round(
             server.proc.returncode = code
             raise SystemExit(f"the feed server exited ({code}) during a round")
     wall = max(t for t, _ in exits.values())
-    # Parser workers belong to each instance's forkserver, which outlives the instance
-    # and, orphaned, comes to this process (a subreaper): reaping it collects their CPU.
-    while orphans := children() - {server.proc.pid}:
-        for pid in orphans:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+    reap_orphans(keep=server.proc.pid)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy = fetchbench.machine_busy() - busy_before
     pg_all = postgres_cpu() - pg_before
@@ -692,6 +789,10 @@ def timed_round(
         * sum(r["record_fetch"]["seconds"] for r in reports)
         / max(1, sum(r["record_fetch"]["calls"] for r in reports)),
         "store_thread_busy": store_thread,
+        "record_fetch_cpu_ms": 1000
+        * sum(r["record_fetch"]["cpu_seconds"] for r in reports)
+        / max(1, sum(r["record_fetch"]["calls"] for r in reports)),
+        "claim_cpu_s": sum(r["claims"]["cpu_seconds"] for r in reports),
         "per_instance_feeds": [r["ok"] for r in reports],
         "max_rss_mb": max(r["max_rss_mb"] for r in reports),
         "server": srv,
@@ -711,6 +812,7 @@ class Report:
     args: argparse.Namespace
     rounds: list[dict[str, Any]] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    claim_growth: list[dict[str, Any]] = field(default_factory=list)
     code: str = ""
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -719,7 +821,7 @@ class Report:
         return sorted(seen, key=lambda c: (c[0] != "sqlite", c[1]))
 
     def median(self, engine: str, instances: int) -> dict[str, Any]:
-        """Medians over the runs of one configuration."""
+        """Medians over the runs of one configuration, and what they imply."""
         rows = [r for r in self.rounds if (r["engine"], r["instances"]) == (engine, instances)]
         out: dict[str, Any] = {"engine": engine, "instances": instances, "runs": len(rows)}
         for key, value in rows[0].items():
@@ -732,6 +834,10 @@ class Report:
         a = self.args
         per_feed = (out["cpu_instances_s"] + (out["cpu_pg_backends_s"] or 0.0)) / a.feeds
         with_server = per_feed + out["cpu_server_s"] / a.feeds
+        # newsdesk's CPU per feed: instances, parser workers, their PostgreSQL backends.
+        out["cpu_ms_per_feed"] = 1000 * per_feed
+        # The instances' main processes during their rounds only (no start-up).
+        out["main_ms_per_feed"] = 1000 * out["cpu_main_round_s"] / a.feeds
         out["latency_ceiling"] = instances * a.concurrency / (sum(a.latency) / 2)
         out["cpu_ceiling"] = self.cores / with_server
         out["cpu_ceiling_newsdesk"] = self.cores / per_feed
@@ -749,8 +855,8 @@ class Report:
         a = self.args
         lines = [
             "| store | instances | wall (median, min-max) | feeds/s | x PostgreSQL x1 | "
-            "cores busy | CPU-s per 1,000 feeds: instances (main + parsers) | PostgreSQL "
-            "backends | feed server | latency ceiling | CPU ceiling | of ceiling |",
+            "cores busy (others) | CPU-s per 1,000 feeds: instances (main + parsers) | "
+            "PostgreSQL backends | feed server | latency ceiling | CPU ceiling | of ceiling |",
             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         k = 1000 / a.feeds
@@ -761,8 +867,9 @@ class Report:
                 f"{r['instances']} | {r['wall_s']:.1f} s ({r['wall_min_s']:.1f}-"
                 f"{r['wall_max_s']:.1f}) | {r['feeds_per_s']:.0f} | "
                 + (f"{r['scaling']:.2f}x" if r["scaling"] is not None else "-")
-                + f" | {r['cores_busy']:.2f} of {self.cores} | {r['cpu_instances_s'] * k:.2f} "
-                f"({r['cpu_main_s'] * k:.2f} + {r['cpu_parsers_s'] * k:.2f}) | "
+                + f" | {r['cores_busy']:.2f} ({r['others_cores']:.2f}) | "
+                f"{r['cpu_instances_s'] * k:.2f} ({r['cpu_main_s'] * k:.2f} + "
+                f"{r['cpu_parsers_s'] * k:.2f}) | "
                 + (f"{pg * k:.2f}" if pg is not None and r["engine"] == "postgresql" else "-")
                 + f" | {r['cpu_server_s'] * k:.2f} | {r['latency_ceiling']:,.0f} | "
                 f"{r['cpu_ceiling']:,.0f} | {r['of_ceiling']:.2f} |"
@@ -780,6 +887,17 @@ class Report:
                 f"most {c['ceiling_feeds_s']:,.0f} feeds/s can be claimed, over all instances "
                 "(claims are made one at a time)."
             )
+        if self.claim_growth:
+            sizes = "; ".join(
+                f"{g['feeds']:,} feeds: {g['median_ms']:.0f} ms (the locking SELECT "
+                f"{g['select_ms']:.0f} ms) = {g['ceiling_feeds_s']:,.0f} feeds/s"
+                for g in self.claim_growth
+            )
+            lines.append(
+                "The first claims of a round as the table grows (PostgreSQL, feeds inserted "
+                f"by SQL, all due, {self.claim_growth[0]['claims']} claims of "
+                f"{self.claim_growth[0]['capacity']} each, median): {sizes}."
+            )
         return lines
 
     def reading(self) -> list[str]:
@@ -790,31 +908,50 @@ class Report:
         lines = []
         if pg:
             steps = ", ".join(
-                f"{n} instances {r['feeds_per_s']:.0f} feeds/s ({r['scaling']:.2f}x, "
-                f"{r['cores_busy']:.2f} cores busy)"
+                f"{n} instance{'s' * (n > 1)} {r['feeds_per_s']:.0f} feeds/s "
+                f"({r['scaling']:.2f}x; {r['cores_busy']:.2f} cores busy, "
+                f"{r['others_cores']:.2f} of them others'; {r['cpu_ms_per_feed']:.1f} CPU-ms "
+                "a feed)"
                 for n, r in pg
             )
             lines.append(f"PostgreSQL: {steps}.")
-            best = max(pg, key=lambda p: p[1]["feeds_per_s"])
+            best_n, _best = max(pg, key=lambda p: p[1]["feeds_per_s"])
+            n1 = pg[0][1]
             lines.append(
-                f"Scaling stops at {best[0]} instance(s) on this machine: with "
-                f"{best[1]['cores_busy']:.2f} of {self.cores} cores busy "
-                f"({best[1]['others_cores']:.2f} of them by others), the round is CPU-bound; "
-                f"each feed costs {1000 * best[1]['cpu_instances_s'] / a.feeds:.2f} CPU-ms "
-                f"in newsdesk ({1000 * best[1]['cpu_main_s'] / a.feeds:.2f} in the main "
-                f"processes, {1000 * best[1]['cpu_parsers_s'] / a.feeds:.2f} in parser "
-                f"workers), {1000 * (best[1]['cpu_pg_backends_s'] or 0) / a.feeds:.2f} in "
-                f"PostgreSQL and {1000 * best[1]['cpu_server_s'] / a.feeds:.2f} in the feed "
-                "server, all on the same cores."
+                f"Where it stops: at {best_n} instance{'s' * (best_n > 1)} on this machine. "
+                "The cores are full in every configuration "
+                f"({min(r['cores_busy'] for r in rows.values()):.2f}-"
+                f"{max(r['cores_busy'] for r in rows.values()):.2f} of {self.cores} busy), so "
+                "the round is CPU-bound: a second or third instance brings no cores, only "
+                "more processes sharing the same two, and the CPU per feed "
+                f"({n1['cpu_ms_per_feed']:.1f} ms with one instance, "
+                f"{pg[-1][1]['cpu_ms_per_feed']:.1f} with {pg[-1][0]}) sets the rate. The "
+                f"latency-bound ceiling ({n1['latency_ceiling']:,.0f} feeds/s per instance) is "
+                "far away: the network wait is not what limits a round here."
             )
+            lines.append(
+                f"CPU per feed with one instance on PostgreSQL: "
+                f"{1000 * n1['cpu_main_s'] / a.feeds:.1f} ms in the main process (event loop, "
+                "HTTP, the store thread; interpreter start included), "
+                f"{1000 * n1['cpu_parsers_s'] / a.feeds:.1f} ms in parser workers, "
+                f"{1000 * (n1['cpu_pg_backends_s'] or 0) / a.feeds:.1f} ms in its PostgreSQL "
+                f"backend, and {1000 * n1['cpu_server_s'] / a.feeds:.1f} ms in the feed server "
+                f"(the test harness, which shares the cores too). With every other process "
+                f"gone these {self.cores} cores would do about {n1['cpu_ceiling']:,.0f} "
+                f"feeds/s ({n1['cpu_ceiling_newsdesk']:,.0f} with the feed server elsewhere)."
+            )
+            lines += self.bigger_machine(n1, pg)
         sqlite = rows.get(("sqlite", 1))
         if sqlite and pg:
             base = pg[0][1]
             lines.append(
                 f"SQLite x1: {sqlite['feeds_per_s']:.0f} feeds/s, "
-                f"{sqlite['feeds_per_s'] / base['feeds_per_s']:.2f}x PostgreSQL x1; "
+                f"{sqlite['feeds_per_s'] / base['feeds_per_s']:.2f}x PostgreSQL x1, for "
+                f"{sqlite['cpu_ms_per_feed']:.1f} CPU-ms a feed against "
+                f"{base['cpu_ms_per_feed']:.1f} (PostgreSQL's own backend included); "
                 f"record_fetch {sqlite['record_fetch_ms']:.1f} ms a feed against "
-                f"{base['record_fetch_ms']:.1f} ms on PostgreSQL."
+                f"{base['record_fetch_ms']:.1f} ms. On one small machine SQLite is the "
+                "cheaper store; PostgreSQL is for more than one instance (or machine)."
             )
         for (engine, n), r in sorted(rows.items()):
             lines.append(
@@ -827,6 +964,47 @@ class Report:
             )
         return lines
 
+    def bigger_machine(self, n1: dict[str, Any], pg: list[tuple[int, dict[str, Any]]]) -> list[str]:
+        """What more cores would show, from the single-instance figures."""
+        a = self.args
+        main = n1["main_ms_per_feed"]
+        per_instance = 1000 / main
+        pg_ms = 1000 * (n1["cpu_pg_backends_s"] or 0.0) / a.feeds
+        # The store thread is busy for its own CPU and while PostgreSQL works for it.
+        writer_ms = n1.get("record_fetch_cpu_ms", 0.0) + pg_ms
+        writer = 1000 / writer_ms if writer_ms else float("inf")
+        total = n1["cpu_ms_per_feed"]
+        claims = next((c for c in self.claims if c["engine"] == "postgresql"), None)
+        claim_ceiling = claims["ceiling_feeds_s"] if claims else float("inf")
+        examples = []
+        for cores in (8, 16, 32):
+            reachable = min(cores * 1000 / total, claim_ceiling)
+            examples.append(
+                f"{cores} cores: about {reachable:,.0f} feeds/s, with "
+                f"{reachable / min(per_instance, writer):.0f} or more instances"
+            )
+        claim_text = (
+            f"and by claims, made one at a time across instances: at most "
+            f"{claim_ceiling:,.0f} feeds/s at {a.feeds:,} feeds, less as the feed table grows "
+            "(the claim query sorts every due feed; see above)"
+            if claims
+            else "and by claims, made one at a time across instances"
+        )
+        return [
+            "A bigger machine: the latency-bound ceiling grows by "
+            f"{n1['latency_ceiling']:,.0f} feeds/s with every instance, so instances scale "
+            "about linearly for as long as each has the CPU it needs. One instance is capped "
+            "by its main process, one GIL for the event loop and the store thread: "
+            f"{main:.1f} CPU-ms a feed during the round = at most {per_instance:,.0f} feeds/s "
+            "on a core of its own (parsing is on other cores); its one store thread is busy "
+            f"{writer_ms:.1f} ms a feed without waits ({n1.get('record_fetch_cpu_ms', 0.0):.1f} "
+            f"ms of its own CPU in record_fetch, {pg_ms:.1f} ms of PostgreSQL's; "
+            f"{n1['record_fetch_ms']:.1f} ms of wall time on these busy cores) = at most "
+            f"{writer:,.0f} feeds/s. The whole is capped by the cores, {total:.1f} CPU-ms a "
+            f"feed (instances, parsers, PostgreSQL), {claim_text}. So, with the feed servers "
+            "elsewhere and PostgreSQL on the same cores: " + "; ".join(examples) + "."
+        ]
+
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces ``args`` (options left at their defaults omitted)."""
@@ -835,7 +1013,7 @@ def command_line(args: argparse.Namespace) -> str:
         parts.append("--quick")
     base = QUICK if args.quick else DEFAULTS
     for name, default in {**base, "items": 5, "hosts": 2000, "concurrency": 150}.items():
-        if name != "quiet_wait" and getattr(args, name) != default:
+        if name not in ("quiet_wait", "claim_growth") and getattr(args, name) != default:
             parts.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
     if args.instances != [1, 2, 3]:
         parts.append(f"--instances {','.join(map(str, args.instances))}")
@@ -845,11 +1023,12 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def write_section(report: Report) -> None:
+def write_section(report: Report, machine: str, versions: str) -> None:
+    """The "Scale-out" section of docs/benchmarks.md, from a run's figures."""
     a = report.args
     body = [
-        f"{benchdoc.machine_line()} {fetchbench.versions()}, PostgreSQL {pg_version()}. "
-        f"Measured: {report.code}. The machine is shared and noisy: other load is shown.",
+        f"{machine} {versions}. Measured: {report.code}. The machine is shared and noisy: "
+        "the cores others kept busy are shown.",
         "",
         "```",
         command_line(a),
@@ -945,6 +1124,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help=f"JSON result ({OUT})")
     parser.add_argument("--no-doc", action="store_true", help="don't write docs/benchmarks.md")
     parser.add_argument("--no-claim-bench", action="store_true", help="skip timing claim_due alone")
+    parser.add_argument(
+        "--claim-growth",
+        type=lambda s: [int(n) for n in s.split(",") if n],
+        help="PostgreSQL feed-table sizes at which the first claims are timed "
+        "(20000,100000,200000; --quick: 2000; '' to skip)",
+    )
+    parser.add_argument(
+        "--report", type=Path, metavar="JSON", help="report a saved result again, run nothing"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--round", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--instance", help=argparse.SUPPRESS)
@@ -980,6 +1168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.round is not None:
         instance_round(args.round, args.instance, args.result, args.cluster)
         return 0
+    if args.report is not None:
+        return report_saved(args.report, write_doc=not args.no_doc)
     if not set_subreaper():
         log("WARNING: not a child subreaper; the parser workers' CPU is not counted")
     started = time.perf_counter()
@@ -1004,33 +1194,61 @@ def main(argv: Sequence[str] | None = None) -> int:
                     result = timed_round(target, instances, args, server, work)
                     result["run"] = run
                     report.rounds.append(result)
-                    log(
-                        f"run {run}: {label(engine, instances)}: {result['wall_s']:.1f} s, "
-                        f"{result['feeds_per_s']:.0f} feeds/s (round span "
-                        f"{result['round_span_s']:.1f} s, start-up {result['startup_s']:.1f} s); "
-                        f"CPU instances {result['cpu_instances_s']:.0f} s (main "
-                        f"{result['cpu_main_s']:.0f}, parsers {result['cpu_parsers_s']:.0f}), "
-                        f"PostgreSQL ours {result['cpu_pg_backends_s'] or 0:.0f} s (all "
-                        f"{result['cpu_pg_all_s']:.0f}), server {result['cpu_server_s']:.0f} s; "
-                        f"cores busy {result['cores_busy']:.2f} (others "
-                        f"{result['others_cores']:.2f}); {result['claims']} claims, median "
-                        f"{result['claim_median_ms']:.0f} ms; record_fetch "
-                        f"{result['record_fetch_ms']:.1f} ms; store thread busy "
-                        f"{result['store_thread_busy']:.0%}; feeds per instance "
-                        f"{result['per_instance_feeds']}"
-                    )
+                    log(f"run {run}: {label(engine, instances)}: {round_line(result)}")
                     for problem in result["problems"]:
                         log(f"  PROBLEM: {problem}")
                     last_of_engine = instances == max(n for e, n in configs if e == engine)
                     if run == args.runs and last_of_engine and not args.no_claim_bench:
-                        claims = claim_bench(target, instances, capacity)
-                        report.claims.append(claims)
-                        log(report.claims_lines()[-1])
+                        report.claims.append(claim_bench(target, instances, capacity))
+                        log(report.claims_lines()[len(report.claims) - 1])
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
+    if args.claim_growth and not args.no_claim_bench:
+        report.claim_growth = claim_growth(args.claim_growth, args.hosts, capacity, GROWTH_CLAIMS)
+        log(report.claims_lines()[-1])
     if report.code != benchdoc.code_state():
         report.code = f"changed during the run, from {report.code} to {benchdoc.code_state()}"
+    out = args.out or OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    saved = {
+        "command": command_line(args),
+        "args": {k: v for k, v in vars(args).items() if k not in ("out", "result", "report")},
+        "machine": benchdoc.machine_line(),
+        "versions": f"{fetchbench.versions()}, PostgreSQL {pg_version()}",
+        "cores": report.cores,
+        "code": report.code,
+        "summary": report.summary(),
+        "claim_bench": report.claims,
+        "claim_growth": report.claim_growth,
+        "rounds": report.rounds,
+    }
+    out.write_text(json.dumps(saved, indent=1, default=str), encoding="utf-8")
+    print(f"\nwrote {out}")
+    failed = show(report)
+    if not args.no_doc:
+        write_section(report, saved["machine"], saved["versions"])
+        print(f"wrote the {SECTION!r} section of docs/benchmarks.md")
+    print(f"total bench time {time.perf_counter() - started:.0f} s")
+    return 0 if not failed else 1
+
+
+def round_line(r: dict[str, Any]) -> str:
+    """One round's figures, for the log."""
+    return (
+        f"{r['wall_s']:.1f} s, {r['feeds_per_s']:.0f} feeds/s (round span "
+        f"{r['round_span_s']:.1f} s, start-up {r['startup_s']:.1f} s); CPU instances "
+        f"{r['cpu_instances_s']:.0f} s (main {r['cpu_main_s']:.0f}, parsers "
+        f"{r['cpu_parsers_s']:.0f}), PostgreSQL ours {r['cpu_pg_backends_s'] or 0:.0f} s (all "
+        f"{r['cpu_pg_all_s']:.0f}), server {r['cpu_server_s']:.0f} s; cores busy "
+        f"{r['cores_busy']:.2f} (others {r['others_cores']:.2f}); {r['claims']} claims, median "
+        f"{r['claim_median_ms']:.0f} ms; record_fetch {r['record_fetch_ms']:.1f} ms; store "
+        f"thread busy {r['store_thread_busy']:.0%}; feeds per instance {r['per_instance_feeds']}"
+    )
+
+
+def show(report: Report) -> list[str]:
+    """Print the table, the reading and the checks; the failed checks."""
     print()
     print(report.table())
     print()
@@ -1041,32 +1259,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("checks: " + ("all passed" if not failed else f"{len(failed)} FAILED"))
     for problem in failed:
         print(f"  {problem}")
-    out = args.out or OUT
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "command": command_line(args),
-                "args": {k: v for k, v in vars(args).items() if k not in ("out", "result")}
-                | {"round": None},
-                "machine": benchdoc.machine_line(),
-                "code": report.code,
-                "checks_passed": not failed,
-                "problems": failed,
-                "summary": report.summary(),
-                "claim_bench": report.claims,
-                "rounds": report.rounds,
-            },
-            indent=1,
-            default=str,
-        ),
-        encoding="utf-8",
+    return failed
+
+
+def report_saved(path: Path, *, write_doc: bool) -> int:
+    """``--report``: the table, reading and doc section of a saved result."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    args = argparse.Namespace(**{"quick": False, "cluster": False, **saved["args"]})
+    report = Report(
+        args,
+        rounds=saved["rounds"],
+        claims=saved.get("claim_bench", []),
+        claim_growth=saved.get("claim_growth", []),
+        code=saved["code"],
+        cores=saved.get("cores", os.cpu_count() or 1),
     )
-    print(f"\nwrote {out}")
-    if not args.no_doc:
-        write_section(report)
+    failed = show(report)
+    if write_doc:
+        versions = saved.get("versions") or f"{fetchbench.versions()}, PostgreSQL {pg_version()}"
+        write_section(report, saved["machine"], versions)
         print(f"wrote the {SECTION!r} section of docs/benchmarks.md")
-    print(f"total bench time {time.perf_counter() - started:.0f} s")
     return 0 if not failed else 1
 
 
