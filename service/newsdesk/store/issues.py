@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsdesk.plan import ArchivedIssue
@@ -137,17 +137,7 @@ class IssueStore:
             .where(issues.c.status.in_(OPEN))
         )
         with self.engine.connect() as conn:
-            found = set(conn.execute(query).scalars())
-            frontier = set(found)
-            for _ in range(_MERGE_DEPTH):
-                if not frontier:
-                    break
-                merged = select(stories.c.merged_into).where(
-                    stories.c.id.in_(sorted(frontier)), stories.c.merged_into.is_not(None)
-                )
-                frontier = set(conn.execute(merged).scalars()) - found
-                found |= frontier
-        return frozenset(found)
+            return frozenset(with_survivors(conn, set(conn.execute(query).scalars())))
 
     def archived(self) -> list[ArchivedIssue]:
         """Opened issues, newest first: the web archive lists an issue once it goes out."""
@@ -158,6 +148,21 @@ class IssueStore:
         )
         with self.engine.connect() as conn:
             return [_row(r).archived for r in conn.execute(query)]
+
+
+def with_survivors(conn: Connection, story_ids: set[int]) -> set[int]:
+    """``story_ids`` and the stories they were merged into since (along a chain)."""
+    found = set(story_ids)
+    frontier = set(found)
+    for _ in range(_MERGE_DEPTH):
+        if not frontier:
+            break
+        merged = select(stories.c.merged_into).where(
+            stories.c.id.in_(sorted(frontier)), stories.c.merged_into.is_not(None)
+        )
+        frontier = set(conn.execute(merged).scalars()) - found
+        found |= frontier
+    return found
 
 
 def _row(r: Row[Any]) -> IssueRow:

@@ -39,6 +39,7 @@ from sqlalchemy import (
 
 from newsdesk.semantic import MODEL, from_bytes, to_bytes
 from newsdesk.store.feeds import _insert
+from newsdesk.store.issues import with_survivors
 from newsdesk.store.schema import (
     cluster_state,
     entries,
@@ -234,17 +235,7 @@ def _entry_page(conn: Connection, cutoff: datetime, after: int, size: int) -> _P
 
 def _held_by_issues(conn: Connection) -> set[int]:
     """Stories any issue names, and the stories those were merged into since."""
-    held = set(conn.execute(select(issue_stories.c.story_id)).scalars())
-    frontier = set(held)
-    for _ in range(_MERGE_DEPTH):
-        if not frontier:
-            break
-        query = select(stories.c.merged_into).where(
-            stories.c.id.in_(sorted(frontier)), stories.c.merged_into.is_not(None)
-        )
-        frontier = set(conn.execute(query).scalars()) - held
-        held |= frontier
-    return held
+    return with_survivors(conn, set(conn.execute(select(issue_stories.c.story_id)).scalars()))
 
 
 def _husks(conn: Connection, story_ids: Sequence[int]) -> list[int]:
