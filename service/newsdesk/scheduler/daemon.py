@@ -248,6 +248,10 @@ class Daemon:
         self._settle()
         self.store.daemons.stopped(self.instance, self.clock())
         log.info("daemon stopped")
+        # A second SIGTERM while the interpreter exits would otherwise meet the default
+        # action (Python restores it at shutdown) and turn a clean stop into exit -15.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def _record_schedule_later(self) -> None:
         # next_run_time is known once the scheduler has started; record it from the
