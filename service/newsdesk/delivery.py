@@ -138,7 +138,7 @@ class _Context:
 
     @cached_property
     def domain(self) -> str:
-        return self.sender_address.rpartition("@")[2] or "localhost"
+        return _domain_of(self.sender_address)
 
 
 def transport_for(config: Config) -> Transport:
@@ -481,7 +481,7 @@ def send_test_copy(
         text=text,
         html=body,
         date=clock(),
-        message_id=make_msgid("test", domain=sender.rpartition("@")[2] or "localhost"),
+        message_id=make_msgid("test", domain=_domain_of(sender)),
         unsubscribe_url=preview_unsubscribe_url(config),
     )
     _send_one(config, transport, sender, address, message, what="test copy")
@@ -498,6 +498,11 @@ def in_doubt_after(config: Config) -> timedelta:
     attempts = mail.retries + 1
     backoff = mail.retry_backoff * ((1 << mail.retries) - 1)
     return mail.smtp.timeout * attempts + backoff + timedelta(minutes=1)
+
+
+def _domain_of(address: str) -> str:
+    """The domain of an address, for Message-IDs ("localhost" for a bare name)."""
+    return address.rpartition("@")[2] or "localhost"
 
 
 def _after_body_tag(page: str, block: str) -> str:
@@ -527,7 +532,7 @@ def send_health_report(
         text=text,
         html=f"<html><body><pre>{html.escape(text)}</pre></body></html>",
         date=now,
-        message_id=make_msgid("health", domain=sender.rpartition("@")[2] or "localhost"),
+        message_id=make_msgid("health", domain=_domain_of(sender)),
     )
     _send_one(config, transport, sender, address, message, what="feed-health mail")
     return len(failing)

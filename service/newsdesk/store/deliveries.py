@@ -135,12 +135,8 @@ class Claims:
     def __init__(
         self, connection: PoolProxiedConnection, dialect: Dialect, instance: str = ""
     ) -> None:
-        if dialect.paramstyle == "qmark":
-            mark = "?"
-        elif dialect.paramstyle in ("format", "pyformat"):
-            mark = "%s"
-        else:  # pragma: no cover - SQLite and PostgreSQL drivers use one of the above
-            raise NotImplementedError(f"parameter style {dialect.paramstyle}")
+        # The two stores' drivers: sqlite3 takes "?", psycopg "%s".
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._connection = connection
         self._time: Callable[[datetime], Any] = deliveries.c.updated_at.type.bind_processor(
             dialect
