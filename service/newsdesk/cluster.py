@@ -341,17 +341,22 @@ class Clusterer:
         low = item.published - self.params.window
         high = item.published + self.params.window
         stories = self.stories
-        candidates = [
-            sid
-            for sid in self._candidates(vector)
-            if (story := stories.get(sid)) is not None and story.first <= high and low <= story.last
-        ]
-        dots = _dots(vector, candidates, self.postings)
+        proposed = self._candidates(vector)
         strong = item.signals.strong
-        shared = _sharing(strong, candidates, self.postings) if strong else set()
+        shared = _sharing(strong, proposed, self.postings) if strong else set()
         # Below the lowest bar a story can neither take the entry nor be bridged.
         floor = min(self.params.threshold, self.params.cross_threshold)
         unshared = self.params.unshared_names
+        if strong and unshared == 0.0 and floor > 0.0:
+            # A story that shares none of the entry's names scores 0 and cannot reach the
+            # bar: most candidates of a named entry are skipped unscored.
+            proposed = shared
+        candidates = [
+            sid
+            for sid in proposed
+            if (story := stories.get(sid)) is not None and story.first <= high and low <= story.last
+        ]
+        dots = _dots(vector, candidates, self.postings)
         blend = self.space is not None and item.embedding is not None
         ranked = []
         for sid, dot in dots.items():
@@ -433,15 +438,27 @@ class Clusterer:
         terms = self._terms_of.get(story_id, set())
         low, high = story.last - self.params.window, story.last + self.params.window
         stories = self.stories
+        postings = self.postings
+        proposed = self._candidates(terms)
+        names, young = story.names, story.size < YOUNG
+        # Stories whose centroid holds one of this story's names: the only ones whose
+        # names can meet these (the rest need no set comparison below).
+        kin = _sharing(names, proposed, postings) if names else proposed
         candidates = [
             sid
-            for sid in self._candidates(terms)
+            for sid in proposed
             if (other := stories.get(sid)) is not None
             # Both active lately: a story's whole span would reach back too far.
             and low <= other.last <= high
             and sid != story_id
+            # Strangers never merge: both name names, none the same, and one is young.
+            and not (
+                names
+                and other.names
+                and (young or other.size < YOUNG)
+                and (sid not in kin or names.isdisjoint(other.names))
+            )
         ]
-        postings = self.postings
         centroid = {term: postings[term][story_id] for term in terms}
         best: tuple[float, tuple[int, int], int] | None = None
         threshold = self.params.story_merge_threshold
@@ -451,8 +468,8 @@ class Clusterer:
             score = dot / math.sqrt(story.norm2 * other.norm2)
             if (1.0 - weight) * score + weight < threshold:
                 continue  # not close enough even with a perfect semantic match
-            if frozenset((story_id, sid)) in self.apart or _strangers(story, other):
-                continue  # split by the curator; the same words about other people
+            if frozenset((story_id, sid)) in self.apart:
+                continue  # split by the curator
             if self.space is not None and story.semantic_count and other.semantic_count:
                 pair = _pair_of(story, other)
                 semantic = self.space.similarity(
@@ -745,11 +762,11 @@ def _dots(
 
 
 def _sharing(
-    terms: Iterable[str], candidates: Sequence[int], postings: dict[str, dict[int, float]]
+    terms: Iterable[str], candidates: set[int], postings: dict[str, dict[int, float]]
 ) -> set[int]:
     """The candidates whose centroid holds one of ``terms``."""
     found: set[int] = set()
-    wanted = set(candidates)
+    wanted = candidates
     for term in terms:
         posting = postings.get(term)
         if posting:
@@ -792,11 +809,6 @@ YOUNG = 4
 """Stories smaller than this merge only when they share a name or number. (Older
 stories have gathered names from many outlets' wording; measured on UCI, holding them
 to it as well splits more real stories than it keeps apart.)"""
-
-
-def _strangers(a: StoryState, b: StoryState) -> bool:
-    """Both name names, none the same, and one is young: not one event."""
-    return min(a.size, b.size) < YOUNG and bool(a.names and b.names and not a.names & b.names)
 
 
 def _checkpoint(size: int) -> bool:

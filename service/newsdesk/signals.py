@@ -22,7 +22,6 @@ import hashlib
 import itertools
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass
 
 from newsdesk.identity import plain_text
@@ -118,6 +117,7 @@ _NUMBER_RE = re.compile(
     re.IGNORECASE,
 )
 _WORD_RE = re.compile(r"[^\W\d_]+(?:-\d+)?|\d+-?[^\W\d_]+", re.UNICODE)
+_WORD_SPLIT_RE = re.compile(f"({_WORD_RE.pattern})", re.UNICODE)
 _SENTENCE_END = frozenset(".!?:;\"'«»„“”")
 # " - Reuters", " | heise online", " — The Verge": the outlet's name, not the news.
 _TITLE_SUFFIX_RE = re.compile(r"\s+(?:[-|–—:]|::)\s+([^-|–—:]{1,60})$")
@@ -142,7 +142,8 @@ def signals_of(title: str, summary: str = "", lang: str | None = None) -> Signal
     headline = strip_outlet_suffix(plain_text(repair_mojibake(title)))
     body = " ".join(plain_text(repair_mojibake(summary)).split()[:SUMMARY_WORDS])
     language = _language(lang, headline + " " + body)
-    terms: Counter[str] = Counter()
+    terms: dict[str, int] = {}
+    count = terms.get
     strong: set[str] = set()
     # German capitalises every noun, and English headlines often Every Word: in neither
     # is a capital a sign of a name, so only mid-sentence capitals in English count.
@@ -152,21 +153,22 @@ def signals_of(title: str, summary: str = "", lang: str | None = None) -> Signal
     ):
         numbers, rest = _numbers(text, language)
         for number in numbers:
-            terms[number] += weight
+            terms[number] = count(number, 0) + weight
             strong.add(number)
         words = _words(rest, trust_case, language)
         for word, is_name in words:
-            terms[word] += weight
+            terms[word] = count(word, 0) + weight
             if is_name:
                 strong.add(word)
         if is_headline:
             # Pairs of successive content words ("mark carney", "high school"): a
             # headline's phrases tell stories apart better than its words one by one.
             for (first, _), (second, _) in itertools.pairwise(words):
-                terms[f"~{first}_{second}"] += 1
+                pair = f"~{first}_{second}"
+                terms[pair] = count(pair, 0) + 1
     return Signals(
         lang=language,
-        terms=dict(terms),
+        terms=terms,
         strong=frozenset(strong & terms.keys()),
         keys=_text_keys(headline, body),
     )
@@ -306,17 +308,21 @@ def _words(text: str, trust_case: bool, lang: str) -> list[tuple[str, bool]]:
     name when the entry capitalises it elsewhere (the term is strong for the entry).
     """
     out: list[tuple[str, bool]] = []
-    previous_end = 0
-    for match in _WORD_RE.finditer(text):
-        start, end = match.span()
-        gap = text[previous_end:start].strip()
-        # A sentence starts after an end mark, or at the very start of the text.
-        sentence_start = gap[-1] in _SENTENCE_END if gap else previous_end == 0
-        previous_end = end
-        term, always_name, capital_name = _word(match.group(), lang)
-        if term:
-            is_name = always_name or (trust_case and capital_name and not sentence_start)
-            out.append((term, is_name))
+    # [gap, word, gap, word, ..., gap]: what stands between words decides whether a
+    # word starts a sentence (one split instead of a match object per word).
+    parts = _WORD_SPLIT_RE.split(text)
+    for i in range(1, len(parts), 2):
+        term, always_name, capital_name = _word(parts[i], lang)
+        if not term:
+            continue
+        if always_name:
+            out.append((term, True))
+        elif trust_case and capital_name:
+            # A sentence starts after an end mark, or at the very start of the text.
+            gap = parts[i - 1].rstrip()
+            out.append((term, (gap[-1] not in _SENTENCE_END) if gap else i > 1))
+        else:
+            out.append((term, False))
     return out
 
 
