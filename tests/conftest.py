@@ -9,8 +9,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sending import Setup
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/feedserver.py for every test module
 
@@ -75,6 +79,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'newsdesk.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    """A send's config and store (tests/sending.py); the stores are closed at teardown,
+    also when the test fails."""
+    from sending import Setup  # here: sending imports test_stories, which imports conftest
+
+    opened = Setup(tmp_path)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture(scope="session")

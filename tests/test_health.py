@@ -16,8 +16,8 @@ from newsdesk.config import load_config
 from newsdesk.health import failing_feeds, report_html
 from newsdesk.models import FeedSpec
 from newsdesk.store import Store
+from sending import NOW, Setup
 from smtpserver import SMTPServer
-from test_delivery import NOW, setup
 
 
 @pytest.fixture
@@ -33,9 +33,9 @@ def fail(store: Store, url: str, reason: str, *, at: timedelta, times: int = 1) 
 
 
 def test_only_feeds_failing_longer_than_the_threshold_are_reported(
-    tmp_path: Path, sqlite_url: str, server: SMTPServer
+    setup: Setup, sqlite_url: str, server: SMTPServer
 ) -> None:
-    _config, store = setup(tmp_path, sqlite_url, server)
+    _config, store = setup(sqlite_url, server)
     store.feeds.sync_config(
         [
             FeedSpec(url="https://fine.example/feed"),
@@ -59,7 +59,6 @@ def test_only_feeds_failing_longer_than_the_threshold_are_reported(
         "https://down.example/feed",
         "https://paused.example/feed",
     }
-    store.close()
 
 
 def test_the_report_escapes_what_servers_said() -> None:
@@ -71,9 +70,9 @@ def test_the_report_escapes_what_servers_said() -> None:
 
 
 def test_a_test_copy_carries_the_report_and_the_health_mail_goes_to_the_curator(
-    tmp_path: Path, sqlite_url: str, server: SMTPServer
+    setup: Setup, sqlite_url: str, server: SMTPServer
 ) -> None:
-    config, store = setup(tmp_path, sqlite_url, server)
+    config, store = setup(sqlite_url, server)
     config = replace(
         config, daemon=replace(config.daemon, health_to="Curator <curator@example.org>")
     )
@@ -96,7 +95,6 @@ def test_a_test_copy_carries_the_report_and_the_health_mail_goes_to_the_curator(
     # Nothing failing: no mail.
     assert delivery.send_health_report(config, store, now=NOW) == 0
     assert len(server.messages) == 2
-    store.close()
 
 
 def test_health_to_is_checked_as_an_address(tmp_path: Path) -> None:

@@ -100,12 +100,23 @@ def entry_count(store: Store) -> int:
         return int(conn.execute(select(func.count()).select_from(entries)).scalar_one())
 
 
+@pytest.fixture
+def store(pg_url: str) -> Iterator[Store]:
+    """The daemons' store, as the test reads it; closed at teardown, also when the test
+    fails (a store left open is collected during a later test, whose ResourceWarning for
+    its psycopg connections, an error in this suite, then fails that test)."""
+    opened = open_store(pg_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def test_three_daemons_fetch_every_feed_once_and_double_nothing(
-    tmp_path: Path, servers: list[FeedServer], pg_url: str
+    tmp_path: Path, servers: list[FeedServer], pg_url: str, store: Store
 ) -> None:
     urls = feed_urls(servers)
     config = write(tmp_path, pg_url, urls)
-    store = open_store(pg_url)
     daemons = [Daemon(config, tmp_path / f"d{n}.log") for n in range(3)]
     try:
         wait_for("every feed fetched", lambda: checked(store) == len(urls), daemons[0], 120)
@@ -124,15 +135,13 @@ def test_three_daemons_fetch_every_feed_once_and_double_nothing(
     # The work was shared: each daemon fetched some of the feeds.
     rounds = [d.text() for d in daemons]
     assert all("fetch round done" in log for log in rounds), rounds
-    store.close()
 
 
 def test_a_killed_daemons_feeds_are_fetched_by_the_others_after_its_lease(
-    tmp_path: Path, servers: list[FeedServer], pg_url: str
+    tmp_path: Path, servers: list[FeedServer], pg_url: str, store: Store
 ) -> None:
     urls = feed_urls(servers)
     config = write(tmp_path, pg_url, urls, lease="10s")
-    store = open_store(pg_url)
     doomed = Daemon(config, tmp_path / "doomed.log")
     # Let it claim a share and start on it, then kill it mid-round.
     wait_for("the first fetches", lambda: sum(requests(servers).values()) >= 30, doomed)
@@ -159,7 +168,6 @@ def test_a_killed_daemons_feeds_are_fetched_by_the_others_after_its_lease(
     assert set(counts.values()) <= {1, 2} and len(twice) <= 20 * 2
     assert entry_count(store) == len(urls) * ITEMS
     check_invariants(store)
-    store.close()
 
 
 SEND_CONFIG = """
@@ -189,15 +197,14 @@ auto = 4
 
 
 def test_three_senders_share_one_issue_and_each_reader_gets_it_once(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_url: str, store: Store
 ) -> None:
     from newsdesk.store.schema import deliveries, issues
+    from sending import newsdesk
     from smtpserver import SMTPServer
-    from test_delivery import newsdesk
     from test_stories import NOW, STREAM, ingest
 
     readers = [f"reader{n:04}@example.org" for n in range(2000)]
-    store = open_store(pg_url)
     ingest(store, STREAM)
     for address in readers:
         store.subscribers.add(address, now=NOW)
@@ -219,4 +226,3 @@ def test_three_senders_share_one_issue_and_each_reader_gets_it_once(
     assert states == {"sent": 2000} and len(claimed_by) == 3
     last = store.issues.last()
     assert last is not None and last.status == "sent"
-    store.close()
