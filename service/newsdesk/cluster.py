@@ -812,7 +812,10 @@ to it as well splits more real stories than it keeps apart.)"""
 
 
 def _checkpoint(size: int) -> bool:
-    return 2 <= size <= 8 or (size & (size - 1)) == 0
+    """2 to 8, then powers of two. Not 1: a story opened because no story came close
+    to its entry has nothing new to say yet (checking it too, as before, doubled the
+    work of settling; measured on both corpora, it changed quality by less than 0.01)."""
+    return 2 <= size <= 8 or (size > 8 and (size & (size - 1)) == 0)
 
 
 def _moved(a: Assignment, old: int, new: int) -> Assignment:
