@@ -15,7 +15,6 @@ from sqlalchemy import (
     Engine,
     Table,
     and_,
-    bindparam,
     delete,
     false,
     func,
@@ -396,18 +395,13 @@ class StoryBatch:
             ).all()
             ids = {s.id: row.id for s, row in zip(changes.new_stories, rows, strict=True)}
         if changes.stories:
-            # Bound as "b_<column>": a bound name may not be a column's in an UPDATE.
-            columns = _story_values(changes.stories[0], now).keys()
-            self.conn.execute(
-                update(stories)
-                .where(stories.c.id == bindparam("b_id"))
-                .values({column: bindparam(f"b_{column}") for column in columns}),
-                [
-                    {f"b_{k}": v for k, v in _story_values(story, now).items()} | {"b_id": story.id}
-                    for story in changes.stories
-                ],
+            columns = list(_story_values(changes.stories[0], now))
+            _update_many(
+                self.conn,
+                stories,
+                columns,
+                [(*_story_values(story, now).values(), story.id) for story in changes.stories],
             )
-        insert = _insert(self.conn)
         if changes.weights:
             _upsert(
                 self.conn,
@@ -418,28 +412,18 @@ class StoryBatch:
             )
         if changes.df:
             _upsert(self.conn, term_counts, ("term",), ("entries",), list(changes.df.items()))
-        if changes.assignments:
-            self.conn.execute(
-                story_entries.insert(),
-                [
-                    {
-                        "entry_id": a.entry_id,
-                        "story_id": ids.get(a.story_id, a.story_id),
-                        "signal": a.signal,
-                        "similarity": a.similarity,
-                        "pinned": False,
-                        "joined_at": now,
-                    }
-                    for a in changes.assignments
-                ],
-            )
+        _insert_many(
+            self.conn,
+            story_entries,
+            ("entry_id", "story_id", "signal", "similarity", "pinned", "joined_at"),
+            [
+                (a.entry_id, ids.get(a.story_id, a.story_id), a.signal, a.similarity, False, now)
+                for a in changes.assignments
+            ],
+        )
         for chunk in _chunks([a.entry_id for a in changes.assignments]):
             self.conn.execute(update(entries).where(entries.c.id.in_(chunk)).values(clustered=True))
-        if changes.keys:
-            self.conn.execute(
-                insert(entry_keys).on_conflict_do_nothing(),
-                [{"key": k, "entry_id": e} for k, e in changes.keys],
-            )
+        _insert_many(self.conn, entry_keys, ("key", "entry_id"), changes.keys, ignore_existing=True)
         for merge in changes.merges:
             absorbed = ids.get(merge.absorbed, merge.absorbed)
             # The survivor's weights written above hold these terms of both already.
@@ -710,23 +694,79 @@ def _upsert(
     rows: Sequence[tuple[Any, ...]],
 ) -> None:
     """Insert ``rows`` (the ``key`` columns, then the ``values`` ones) into ``table``, or
-    overwrite the values of the rows already there.
-
-    Plain tuples handed to the driver's ``executemany``: a clustering batch writes
-    thousands of index rows, and SQLAlchemy's per-row parameter handling cost more than
-    the database's own work. Only for columns that need no type conversion (ids,
-    strings, numbers). The statement is the same on SQLite and PostgreSQL but for the
-    driver's placeholder.
-    """
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    overwrite the values of the rows already there."""
+    q = conn.dialect.identifier_preparer.quote
     columns = [*key, *values]
-    conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(mark for _ in columns)}) "
-        f"ON CONFLICT ({', '.join(key)}) "
-        f"DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in values)}",
-        list(rows),
+    _driver_many(
+        conn,
+        table,
+        columns,
+        f"INSERT INTO {table.name} ({', '.join(map(q, columns))}) VALUES ({{marks}}) "
+        f"ON CONFLICT ({', '.join(map(q, key))}) "
+        f"DO UPDATE SET {', '.join(f'{q(c)} = excluded.{q(c)}' for c in values)}",
+        rows,
     )
+
+
+def _insert_many(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    ignore_existing: bool = False,
+) -> None:
+    """Insert ``rows`` (values of ``columns``, in order); rows already there are an error,
+    or skipped with ``ignore_existing``."""
+    q = conn.dialect.identifier_preparer.quote
+    conflict = " ON CONFLICT DO NOTHING" if ignore_existing else ""
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(map(q, columns))}) VALUES ({{marks}}){conflict}"
+    )
+    _driver_many(conn, table, columns, statement, rows)
+
+
+def _update_many(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Set ``columns`` of the rows whose id is each row's last value."""
+    q = conn.dialect.identifier_preparer.quote
+    _driver_many(
+        conn,
+        table,
+        [*columns, "id"],
+        f"UPDATE {table.name} SET {', '.join(f'{q(c)} = {{mark}}' for c in columns)} "
+        "WHERE id = {mark}",
+        rows,
+    )
+
+
+def _driver_many(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    statement: str,
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Run ``statement`` once per row through the driver's ``executemany``.
+
+    A clustering batch writes thousands of rows, and SQLAlchemy's per-row parameter
+    handling cost more than the database's own work; plain tuples, converted by each
+    column's own bind processor (UTC datetimes, booleans), go straight to the driver.
+    ``{marks}`` in the statement becomes one placeholder per column, ``{mark}`` one.
+    """
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = statement.format(marks=", ".join(mark for _ in columns), mark=mark)
+    dialect = conn.dialect
+    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    if any(processors):
+        rows = [
+            tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
+            for row in rows
+        ]
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
