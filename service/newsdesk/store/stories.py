@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Float,
+    Integer,
+    String,
     Table,
     and_,
     delete,
@@ -760,7 +763,11 @@ def _driver_many(
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = statement.format(marks=", ".join(mark for _ in columns), mark=mark)
     dialect = conn.dialect
-    processors = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    processors = [
+        # Numbers and text go as they are (a float's processor would only copy it).
+        None if isinstance(type_, (Float, Integer, String)) else type_.bind_processor(dialect)
+        for type_ in (table.c[c].type.dialect_impl(dialect) for c in columns)
+    ]
     if any(processors):
         rows = [
             tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
