@@ -29,7 +29,6 @@ stories the curator split apart.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -205,7 +204,8 @@ class Clusterer:
         self._temp_keys: list[str] = []
         self._new: set[int] = set()
         self._dirty_stories: set[int] = set()
-        self._dirty_terms: set[tuple[int, str]] = set()
+        # Story -> terms whose weight this batch changed.
+        self._dirty_terms: dict[int, set[str]] = {}
         self._dirty_df: set[str] = set()
         self._keys: list[tuple[str, int]] = []
         self._assignments: list[Assignment] = []
@@ -545,7 +545,10 @@ class Clusterer:
             posting[story_id] = old + weight
             added += not old
         self._cached += added
-        self._dirty_terms.update(zip(itertools.repeat(story_id), vector))
+        dirty = self._dirty_terms.get(story_id)
+        if dirty is None:
+            dirty = self._dirty_terms[story_id] = set()
+        dirty.update(vector)
         self._terms_of.setdefault(story_id, set()).update(vector)
         story.norm2 += 2 * dot + 1.0
         story.size += 1
@@ -580,6 +583,9 @@ class Clusterer:
         )
         cross = 0.0
         moved = self._terms_of.pop(absorbed.id, set())
+        # The absorbed story's rows go with the store's part of the merge.
+        self._dirty_terms.pop(absorbed.id, None)
+        dirty = self._dirty_terms.setdefault(survivor.id, set())
         for term in moved:
             posting = self.postings[term]
             weight = posting.pop(absorbed.id, None)
@@ -588,8 +594,7 @@ class Clusterer:
             old = posting.get(survivor.id, 0.0)
             cross += old * weight
             posting[survivor.id] = old + weight
-            self._dirty_terms.add((survivor.id, term))
-            self._dirty_terms.discard((absorbed.id, term))
+            dirty.add(term)
         survivor.norm2 += absorbed.norm2 + 2 * cross
         survivor.size += absorbed.size
         survivor.first = min(survivor.first, absorbed.first)
@@ -634,8 +639,9 @@ class Clusterer:
             ],
             weights=[
                 (sid, term, self.postings[term][sid])
-                for sid, term in sorted(self._dirty_terms)
+                for sid in sorted(self._dirty_terms)
                 if sid in self.stories
+                for term in sorted(self._dirty_terms[sid])
             ],
             df={term: self.df[term] for term in sorted(self._dirty_df)},
             keys=list(self._keys),
@@ -697,7 +703,7 @@ class Clusterer:
     def _reset_batch(self) -> None:
         self._new = set()
         self._dirty_stories = set()
-        self._dirty_terms = set()
+        self._dirty_terms = {}
         self._dirty_df = set()
         self._keys = []
         self._assignments = []
