@@ -509,16 +509,20 @@ class Clusterer:
     def vector(self, signals: Signals) -> dict[str, float]:
         """The entry's unit TF-IDF vector (sublinear counts, capped IDF), strong terms
         boosted."""
-        documents = max(self.documents + 1, self.params.min_documents)
+        # IDF = log((N + 1) / (df + 1)) + 1, with N and df counting this entry too.
+        top = max(self.documents + 1, self.params.min_documents) + 1
         boost = self.params.strong_boost
         max_idf = self.params.max_idf
-        counts, strong, log = self.df, signals.strong, math.log
+        counts, log = self.df, math.log
         vector = {}
         for term, count in signals.terms.items():
-            df = counts.get(term, 0) + 1
-            idf = min(log((documents + 1) / (df + 1)) + 1.0, max_idf)
-            weight = (1.0 + log(count)) * idf
-            vector[term] = weight * boost if term in strong else weight
+            idf = log(top / (counts.get(term, 0) + 2)) + 1.0
+            if idf > max_idf:
+                idf = max_idf
+            vector[term] = (_TF[count] if count < len(_TF) else 1.0 + log(count)) * idf
+        if boost != 1.0:
+            for term in signals.strong:
+                vector[term] *= boost
         norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
         return {term: w / norm for term, w in vector.items()}
 
@@ -796,6 +800,9 @@ def _pair_of(a: StoryState, b: StoryState) -> str:
         return language_pair(min(shared), min(shared))
     return language_pair(min(a.langs), min(b.langs))
 
+
+_TF = (0.0, *(1.0 + math.log(n) for n in range(1, 32)))
+"""Sublinear term frequency 1 + log(n) for the small counts almost every term has."""
 
 MAX_NAMES = 256
 """Names kept per story: enough to tell stories apart, bounded for the store."""
