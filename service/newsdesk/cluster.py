@@ -354,14 +354,16 @@ class Clusterer:
         # Below the lowest bar a story can neither take the entry nor be bridged.
         floor = min(self.params.threshold, self.params.cross_threshold)
         unshared = self.params.unshared_names
-        if strong and unshared == 0.0 and floor > 0.0:
-            # A story that shares none of the entry's names scores 0 and cannot reach the
-            # bar: most candidates of a named entry are skipped unscored.
-            proposed = shared
+        # A young story that shares none of the entry's names scores 0 and cannot reach
+        # the bar: most candidates of a named entry are skipped unscored.
+        vetoed = bool(strong) and unshared == 0.0 and floor > 0.0
         candidates = [
             sid
             for sid in proposed
-            if (story := stories.get(sid)) is not None and story.first <= high and low <= story.last
+            if (story := stories.get(sid)) is not None
+            and story.first <= high
+            and low <= story.last
+            and not (vetoed and story.size < YOUNG and sid not in shared)
         ]
         dots = _dots(vector, candidates, self.postings)
         blend = self.space is not None and item.embedding is not None
@@ -827,9 +829,8 @@ def with_names(names: set[str], more: Iterable[str]) -> set[str]:
 
 YOUNG = 4
 """Stories smaller than this merge, or take an entry, only when they share a name or
-number. (Older
-stories have gathered names from many outlets' wording; measured on UCI, holding them
-to it as well splits more real stories than it keeps apart.)"""
+number. (Older stories have gathered names from many outlets' wording; measured on UCI,
+holding them to it as well splits more real stories than it keeps apart.)"""
 
 
 def _checkpoint(size: int) -> bool:
