@@ -18,6 +18,7 @@ from newsdesk.cluster import (
     Clusterer,
     ClusterParams,
     Item,
+    _checkpoint,
     cluster_all,
 )
 from newsdesk.clustering import url_key
@@ -295,3 +296,28 @@ def test_similarity_is_symmetric_and_one_for_identical_text() -> None:
     assert clusterer.similarity(a, a) == pytest.approx(1.0)
     assert clusterer.similarity(a, b) == pytest.approx(clusterer.similarity(b, a))
     assert 0 < clusterer.similarity(a, b) < 1
+
+
+def test_only_a_young_story_holds_an_entry_to_its_names() -> None:
+    # A story of a few entries is held to its names ("Houston" is not "Kochi"); one that
+    # has gathered several outlets is not: a name it lacks ("CEO", "[INTERACTIVE]", a
+    # figure rounded another way) is no sign of another event.
+    reports = [
+        item(1, "Heavy rain floods homes in Houston", hours=0),
+        item(2, "Homes flooded as heavy rain hits Houston", hours=1),
+        item(3, "Houston homes under water after heavy rain", hours=2),
+        item(4, "Heavy rain: floods reach homes in Houston", hours=3),
+    ]
+    unnamed = item(5, "CEO: heavy rain floods homes", hours=4)
+    grown = cluster_all([*background(), *reports, unnamed])
+    young = cluster_all([*background(), *reports[:2], unnamed])
+    assert together(grown, 1, 2, 3, 4, 5)
+    assert together(young, 1, 2)
+    assert not together(young, 1, 5)
+
+
+def test_a_story_of_one_entry_takes_no_second_look_at_its_batch() -> None:
+    # Settling compares a story with its closest neighbour at sizes 2 to 8, then powers
+    # of two. An entry that opened its own story was compared with every story already
+    # when it was assigned: a second look would double the work of settling.
+    assert [size for size in range(1, 70) if _checkpoint(size)] == [2, 3, 4, 5, 6, 7, 8, 16, 32, 64]

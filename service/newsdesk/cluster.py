@@ -530,7 +530,7 @@ class Clusterer:
                 idf = max_idf
             vector[term] = (_TF[count] if count < len(_TF) else 1.0 + log(count)) * idf
         if boost != 1.0:
-            for term in signals.strong:
+            for term in vector.keys() & signals.strong:
                 vector[term] *= boost
         norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
         return {term: w / norm for term, w in vector.items()}
