@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Dialect, Engine, PoolProxiedConnection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from newsdesk.store import driver
 from newsdesk.store.schema import clean_text, deliveries
 
 STATES = ("queued", "sending", "sent", "deferred", "failed", "unknown", "skipped")
@@ -135,11 +136,10 @@ class Claims:
     def __init__(
         self, connection: PoolProxiedConnection, dialect: Dialect, instance: str = ""
     ) -> None:
-        # The two stores' drivers: sqlite3 takes "?", psycopg "%s".
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        mark = driver.mark(dialect)
         self._connection = connection
-        self._time: Callable[[datetime], Any] = deliveries.c.updated_at.type.bind_processor(
-            dialect
+        self._time: Callable[[datetime], Any] = driver.converter(
+            deliveries.c.updated_at.type, dialect
         ) or (lambda value: value)
         self._instance = instance
         # Conditional on the state we saw: of two processes, only one moves the row. On

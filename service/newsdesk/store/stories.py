@@ -13,9 +13,6 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    Float,
-    Integer,
-    String,
     Table,
     and_,
     delete,
@@ -32,6 +29,7 @@ from newsdesk.errors import UsageError
 from newsdesk.ranking import Member
 from newsdesk.semantic import MODEL, SemanticSpace, Vector, from_bytes, to_bytes
 from newsdesk.signals import Signals, signals_of
+from newsdesk.store import driver
 from newsdesk.store.engine import write_lock
 from newsdesk.store.feeds import _insert
 from newsdesk.store.schema import (
@@ -772,20 +770,15 @@ def _driver_many(
     """Run ``statement`` once per row through the driver's ``executemany``.
 
     A clustering batch writes thousands of rows, and SQLAlchemy's per-row parameter
-    handling cost more than the database's own work; plain tuples, converted by each
-    column's own bind processor (UTC datetimes, booleans), go straight to the driver.
+    handling cost more than the database's own work; plain tuples, converted as Core
+    would (:mod:`newsdesk.store.driver`), go straight to the driver.
     ``{marks}`` in the statement becomes one placeholder per column, ``{mark}`` one.
     """
     if not rows:
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = driver.mark(conn.dialect)
     sql = statement.format(marks=", ".join(mark for _ in columns), mark=mark)
-    dialect = conn.dialect
-    processors = [
-        # Numbers and text go as they are (a float's processor would only copy it).
-        None if isinstance(type_, (Float, Integer, String)) else type_.bind_processor(dialect)
-        for type_ in (table.c[c].type.dialect_impl(dialect) for c in columns)
-    ]
+    processors = [driver.converter(table.c[c].type, conn.dialect) for c in columns]
     if any(processors):
         rows = [
             tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
