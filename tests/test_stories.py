@@ -26,7 +26,7 @@ from newsdesk.errors import UsageError
 from newsdesk.identity import canonical_url, content_hash
 from newsdesk.models import FeedSpec, ParsedEntry
 from newsdesk.signals import signals_of
-from newsdesk.store import Store, open_store
+from newsdesk.store import Store, open_store, schema
 from newsdesk.store.schema import entries, stories, story_entries, story_terms
 from test_cli import run
 
@@ -178,11 +178,14 @@ def load_config_for(store: Store) -> jobs.Config:
 # -- batches and the index ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("era_stories", [schema.ERA_STORIES, 2], ids=["one-era", "many-eras"])
 def test_clustering_in_rounds_gives_the_same_stories_as_in_one_go(
-    store: Store, tmp_path: Path
+    store: Store, era_stories: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Round by round, as the daemon clusters after each fetch: every round starts a new
-    # clusterer that reloads what it needs from the index in the database.
+    # clusterer that reloads what it needs from the index in the database. With eras of
+    # two stories, each round's window spans several eras of the term index.
+    monkeypatch.setattr(schema, "ERA_STORIES", era_stories)
     numbering = {}
     for start in range(0, len(STREAM), 3):
         numbering |= ingest(store, STREAM[start : start + 3], start)
@@ -221,6 +224,49 @@ def test_the_four_events_of_the_stream_are_four_stories(store: Store) -> None:
     }
     assert expected <= found
     assert len(found) == 4
+
+
+def test_a_store_from_before_the_eras_finds_its_stories_after_the_upgrade(
+    store_url: str,
+) -> None:
+    from alembic import command
+
+    from newsdesk.store.engine import _alembic_config
+
+    old = open_store(store_url)
+    numbering = ingest(old, STREAM[:15])
+    cluster_pending(old, PARAMS, now=NOW)
+    with old.engine.connect() as conn:
+        command.downgrade(_alembic_config(conn), "0006")
+        # A story numbered in a later era, with a term, as an older version wrote it.
+        far = schema.ERA_STORIES * 2 + 5
+        conn.execute(
+            stories.insert().values(
+                id=far, title="far", first_published_at=T0, last_published_at=T0,
+                created_at=T0, updated_at=T0,
+            )
+        )  # fmt: skip
+        conn.exec_driver_sql(
+            f"INSERT INTO story_terms (story_id, term, weight) VALUES ({far}, 'far', 1.0)"
+        )
+        conn.commit()
+    old.close()
+    store = open_store(store_url)
+    try:
+        with store.engine.begin() as conn:
+            rows = conn.execute(select(story_terms.c.story_id, story_terms.c.era)).all()
+            conn.execute(stories.delete().where(stories.c.id == far))
+        assert (far, 2) in rows
+        assert all(era == schema.era_of(story_id) for story_id, era in rows)
+        # A new round reads the index through the new eras: the late Nvidia entry still
+        # joins its story (published 25 hours after it, well inside the window).
+        numbering |= ingest(store, STREAM[15:], 15)
+        cluster_pending(store, PARAMS, now=NOW)
+        found = {frozenset(numbering[e] for e in g) for g in partition(store)}
+        assert frozenset({7, 8, 9, 15}) in found
+        check_invariants(store)
+    finally:
+        store.close()
 
 
 def test_nothing_is_clustered_twice(store: Store) -> None:

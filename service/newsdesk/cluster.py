@@ -358,11 +358,8 @@ class Clusterer:
         vetoed = bool(strong) and unshared == 0.0 and floor > 0.0
         candidates = [
             sid
-            for sid in proposed
-            if (story := stories.get(sid)) is not None
-            and story.first <= high
-            and low <= story.last
-            and not (vetoed and sid not in shared)
+            for sid in (shared if vetoed else proposed)
+            if (story := stories.get(sid)) is not None and story.first <= high and low <= story.last
         ]
         dots = _dots(vector, candidates, self.postings)
         blend = self.space is not None and item.embedding is not None

@@ -36,6 +36,7 @@ from newsdesk.store.schema import (
     cluster_state,
     entries,
     entry_keys,
+    era_of,
     feeds,
     stories,
     story_apart,
@@ -297,16 +298,21 @@ class StoryBatch:
             return out
         # Every story active since ``low`` has an id at least this: a bound the index
         # (term, story_id) can use, so older postings of a term are never read.
-        first = self.conn.execute(
-            select(func.min(stories.c.id)).where(stories.c.last_published_at >= low)
-        ).scalar_one()
+        first, last = self.conn.execute(
+            select(func.min(stories.c.id), func.max(stories.c.id)).where(
+                stories.c.last_published_at >= low
+            )
+        ).one()
         if first is None:
             return out
+        # ...and the index is by era first: each era of the range is sought by term.
+        eras = list(range(era_of(first), era_of(last) + 1))
         for chunk in _chunks(wanted):
             query = (
                 select(story_terms.c.term, story_terms.c.story_id, story_terms.c.weight)
                 .join(stories, stories.c.id == story_terms.c.story_id)
                 .where(
+                    story_terms.c.era.in_(eras),
                     story_terms.c.term.in_(chunk),
                     story_terms.c.story_id >= first,
                     stories.c.last_published_at >= low,
@@ -395,13 +401,11 @@ class StoryBatch:
                 [(*_story_values(story, now).values(), story.id) for story in changes.stories],
             )
         if changes.weights:
-            _upsert(
-                self.conn,
-                story_terms,
-                ("story_id", "term"),
-                ("weight",),
-                [(ids.get(s, s), t, w) for s, t, w in changes.weights],
-            )
+            rows = []
+            for story_id, term, weight in changes.weights:
+                story_id = ids.get(story_id, story_id)
+                rows.append((story_id, term, weight, era_of(story_id)))
+            _upsert(self.conn, story_terms, ("story_id", "term"), ("weight",), rows, fixed=("era",))
         if changes.df:
             _upsert(self.conn, term_counts, ("term",), ("entries",), list(changes.df.items()))
         _insert_many(
@@ -500,7 +504,10 @@ class StoryBatch:
         if weights:
             self.conn.execute(
                 story_terms.insert(),
-                [{"story_id": story.id, "term": t, "weight": w} for t, w in weights.items()],
+                [
+                    {"story_id": story.id, "term": t, "weight": w, "era": era_of(story.id)}
+                    for t, w in weights.items()
+                ],
             )
         values = _story_values(story, story.last)
         del values["updated_at"], values["first_published_at"], values["last_published_at"]
@@ -522,10 +529,10 @@ def merge_stories(
     )
     insert = _insert(conn)
     moved = insert(story_terms).from_select(
-        ["story_id", "term", "weight"],
-        select(literal(survivor), story_terms.c.term, story_terms.c.weight).where(
-            story_terms.c.story_id == absorbed
-        ),
+        ["story_id", "term", "weight", "era"],
+        select(
+            literal(survivor), story_terms.c.term, story_terms.c.weight, literal(era_of(survivor))
+        ).where(story_terms.c.story_id == absorbed),
     )
     conn.execute(
         moved.on_conflict_do_update(
@@ -711,11 +718,14 @@ def _upsert(
     key: Sequence[str],
     values: Sequence[str],
     rows: Sequence[tuple[Any, ...]],
+    *,
+    fixed: Sequence[str] = (),
 ) -> None:
-    """Insert ``rows`` (the ``key`` columns, then the ``values`` ones) into ``table``, or
-    overwrite the values of the rows already there."""
+    """Insert ``rows`` (the ``key`` columns, the ``values`` ones, then the ``fixed``
+    ones) into ``table``, or overwrite the values of the rows already there (``fixed``
+    columns follow from the key: they are only written with a new row)."""
     q = conn.dialect.identifier_preparer.quote
-    columns = [*key, *values]
+    columns = [*key, *values, *fixed]
     _driver_many(
         conn,
         table,
