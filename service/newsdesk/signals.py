@@ -118,6 +118,7 @@ _NUMBER_RE = re.compile(
 )
 _WORD_RE = re.compile(r"[^\W\d_]+(?:-\d+)?|\d+-?[^\W\d_]+", re.UNICODE)
 _WORD_SPLIT_RE = re.compile(f"({_WORD_RE.pattern})", re.UNICODE)
+_KEY_WORD_RE = re.compile(r"\w+")
 _SENTENCE_END = frozenset(".!?:;\"'«»„“”")
 # " - Reuters", " | heise online", " — The Verge": the outlet's name, not the news.
 _TITLE_SUFFIX_RE = re.compile(r"\s+(?:[-|–—:]|::)\s+([^-|–—:]{1,60})$")
@@ -357,7 +358,10 @@ def _text_keys(headline: str, body: str) -> tuple[str, ...]:
 
 
 def _key_words(text: str) -> list[str]:
-    return [fold(w) for w in re.findall(r"\w+", text)]
+    if text.isascii():
+        # The same words as below: folding ASCII is lower-casing, one call for the text.
+        return _KEY_WORD_RE.findall(text.lower())
+    return [fold(w) for w in _KEY_WORD_RE.findall(text)]
 
 
 def _first_sentence(text: str) -> str:
