@@ -265,6 +265,12 @@ def test_a_store_from_before_the_eras_finds_its_stories_after_the_upgrade(
         found = {frozenset(numbering[e] for e in g) for g in partition(store)}
         assert frozenset({7, 8, 9, 15}) in found
         check_invariants(store)
+        # ...and a downgrade keeps every row of the index.
+        with store.engine.connect() as conn:
+            index = set(conn.execute(select(story_terms.c.story_id, story_terms.c.term)))
+            command.downgrade(_alembic_config(conn), "0006")
+            conn.commit()
+            assert set(conn.exec_driver_sql("SELECT story_id, term FROM story_terms")) == index
     finally:
         store.close()
 

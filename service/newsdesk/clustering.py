@@ -200,11 +200,10 @@ class _Job:
 
 def _load(batch: StoryBatch, clusterer: Clusterer, items: Sequence[Item], low: datetime) -> None:
     terms, keys = clusterer.wants(items)
-    df = batch.term_counts(terms)
     clusterer.load(
         terms=terms,
-        postings=batch.postings(_counted(df), low),
-        df=df,
+        postings=batch.postings(terms, low),
+        df=batch.term_counts(terms),
         keys=keys,
         key_stories=batch.key_stories(keys),
     )
@@ -224,15 +223,8 @@ def _load_whole(
         return
     terms = batch.terms_of(story_ids)
     wanted = {t for t in terms if t not in clusterer.df}
-    df = batch.term_counts(wanted)
-    clusterer.load(terms=wanted, postings=batch.postings(_counted(df), low), df=df)
+    clusterer.load(terms=wanted, postings=batch.postings(wanted, low), df=batch.term_counts(wanted))
     _load_states(batch, clusterer)
-
-
-def _counted(df: list[tuple[str, int]]) -> list[str]:
-    """The terms some clustered entry holds: no story holds any other (a new word in a
-    catch-up, most of what is asked for, needs no look in the term index)."""
-    return [term for term, count in df if count > 0]
 
 
 def _load_states(batch: StoryBatch, clusterer: Clusterer) -> None:

@@ -305,7 +305,9 @@ class StoryBatch:
         ).one()
         if first is None:
             return out
-        # ...and the index is by era first: each era of the range is sought by term.
+        # ...and the index is by era first: each era of the range is sought by term
+        # (one or two eras for a live window; an archive entry published long ago
+        # widens the range, and costs a seek per era and term).
         eras = list(range(era_of(first), era_of(last) + 1))
         for chunk in _chunks(wanted):
             query = (

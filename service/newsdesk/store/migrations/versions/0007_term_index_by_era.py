@@ -32,7 +32,8 @@ def upgrade() -> None:
         _story_terms("story_terms_new", with_era=True)
         op.execute(
             "INSERT INTO story_terms_new (story_id, term, weight, era) "
-            f"SELECT story_id, term, weight, story_id / {ERA_STORIES} FROM story_terms"
+            f"SELECT story_id, term, weight, story_id / {ERA_STORIES} FROM story_terms "
+            "ORDER BY story_id, term"
         )
         op.drop_table("story_terms")
         op.rename_table("story_terms_new", "story_terms")
@@ -55,7 +56,7 @@ def downgrade() -> None:
         _story_terms("story_terms_new", with_era=False)
         op.execute(
             "INSERT INTO story_terms_new (story_id, term, weight) "
-            "SELECT story_id, term, weight FROM story_terms"
+            "SELECT story_id, term, weight FROM story_terms ORDER BY story_id, term"
         )
         op.drop_table("story_terms")
         op.rename_table("story_terms_new", "story_terms")
@@ -92,6 +93,9 @@ def _term_counts(*, with_rowid: bool) -> None:
         sa.PrimaryKeyConstraint("term", name=op.f("pk_term_counts")),
         sqlite_with_rowid=with_rowid,
     )
-    op.execute("INSERT INTO term_counts_new (term, entries) SELECT term, entries FROM term_counts")
+    op.execute(
+        "INSERT INTO term_counts_new (term, entries) "
+        "SELECT term, entries FROM term_counts ORDER BY term"
+    )
     op.drop_table("term_counts")
     op.rename_table("term_counts_new", "term_counts")
