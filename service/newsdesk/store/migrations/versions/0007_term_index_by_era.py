@@ -1,14 +1,13 @@
-"""the term index by era (story_terms.era); on SQLite, story_terms and term_counts
-without rowid
+"""the term index by era (story_terms.era); on SQLite, term_counts without rowid
 
 Revision ID: 0007
 Revises: 0006
 
 A clustering commit writes out every index page its rows touched. Keyed by term, the
 rows of one batch touched nearly every page of the term index, so a commit cost grew
-with the store; keyed by era first, they touch the newest era's pages. On SQLite, each
-of the two tables becomes one B-tree keyed by its primary key, instead of a rowid table
-with that key as an index beside it.
+with the store; keyed by era first, they touch the newest era's pages. On SQLite,
+term_counts becomes one B-tree keyed by term, instead of a rowid table with the term as
+an index beside it.
 """
 
 from collections.abc import Sequence
@@ -28,15 +27,8 @@ ERA_STORIES = 4096
 def upgrade() -> None:
     op.drop_index(op.f("ix_story_terms_term_story_id"), table_name="story_terms")
     if op.get_bind().dialect.name == "sqlite":
-        # SQLite cannot change a table's rowid in place: one copy sets the era too.
-        _story_terms("story_terms_new", with_era=True)
-        op.execute(
-            "INSERT INTO story_terms_new (story_id, term, weight, era) "
-            f"SELECT story_id, term, weight, story_id / {ERA_STORIES} FROM story_terms "
-            "ORDER BY story_id, term"
-        )
-        op.drop_table("story_terms")
-        op.rename_table("story_terms_new", "story_terms")
+        # A copy sets the era in one pass (SQLite cannot add a column without a default).
+        _story_terms(with_era=True)
         _term_counts(with_rowid=False)
     else:
         # A default fills the column of the rows already there; new rows always set it.
@@ -53,23 +45,18 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_story_terms_era_term_story_id"), table_name="story_terms")
     if op.get_bind().dialect.name == "sqlite":
-        _story_terms("story_terms_new", with_era=False)
-        op.execute(
-            "INSERT INTO story_terms_new (story_id, term, weight) "
-            "SELECT story_id, term, weight FROM story_terms ORDER BY story_id, term"
-        )
-        op.drop_table("story_terms")
-        op.rename_table("story_terms_new", "story_terms")
+        _story_terms(with_era=False)
         _term_counts(with_rowid=True)
     else:
         op.drop_column("story_terms", "era")
     op.create_index(op.f("ix_story_terms_term_story_id"), "story_terms", ["term", "story_id"])
 
 
-def _story_terms(name: str, *, with_era: bool) -> None:
+def _story_terms(*, with_era: bool) -> None:
+    """story_terms copied into a new table, with the era or as revision 0006 had it."""
     era = [sa.Column("era", sa.Integer(), nullable=False)] if with_era else []
     op.create_table(
-        name,
+        "story_terms_new",
         sa.Column("story_id", sa.Integer(), nullable=False),
         sa.Column("term", sa.String(length=80), nullable=False),
         sa.Column("weight", sa.Float(), nullable=False),
@@ -81,11 +68,19 @@ def _story_terms(name: str, *, with_era: bool) -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("story_id", "term", name=op.f("pk_story_terms")),
-        sqlite_with_rowid=not with_era,
     )
+    columns = "story_id, term, weight" + (", era" if with_era else "")
+    values = "story_id, term, weight" + (f", story_id / {ERA_STORIES}" if with_era else "")
+    op.execute(
+        f"INSERT INTO story_terms_new ({columns}) "
+        f"SELECT {values} FROM story_terms ORDER BY story_id, term"
+    )
+    op.drop_table("story_terms")
+    op.rename_table("story_terms_new", "story_terms")
 
 
 def _term_counts(*, with_rowid: bool) -> None:
+    """term_counts copied into a new table, with or without rowid."""
     op.create_table(
         "term_counts_new",
         sa.Column("term", sa.String(length=80), nullable=False),
