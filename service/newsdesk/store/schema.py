@@ -183,7 +183,7 @@ story_terms = Table(
     Index(None, "era", "term", "story_id"),
     # Not WITHOUT ROWID on SQLite: a tree less to write saved 1.5% of a 100,000-entry
     # catch-up, but each posting read through this index then looked its weight up by
-    # (story_id, term) instead of by rowid, and the daemon's rounds took 9% longer.
+    # (story_id, term) instead of by rowid, and the daemon's rounds took 7-9% longer.
 )
 
 ERA_STORIES = 4096

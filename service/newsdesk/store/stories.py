@@ -297,7 +297,7 @@ class StoryBatch:
         if not wanted:
             return out
         # Every story active since ``low`` has an id at least this: a bound the index
-        # (term, story_id) can use, so older postings of a term are never read.
+        # (era, term, story_id) can use, so older postings of a term are never read...
         first, last = self.conn.execute(
             select(func.min(stories.c.id), func.max(stories.c.id)).where(
                 stories.c.last_published_at >= low
