@@ -29,6 +29,7 @@ from newsdesk.store.schema import (
     feeds,
     stories,
     story_entries,
+    story_terms,
     term_counts,
 )
 from test_stories import NOW, PARAMS, STREAM, T0, check_invariants, entry, ingest
@@ -387,6 +388,41 @@ def test_term_counts_after_pruning_equal_a_fresh_clustering_of_what_is_left(
     ingest(store, [(h + 30, host, f"{t} (later)") for h, host, t in STREAM[:4]], 200)
     cluster_pending(store, PARAMS, now=NOW)
     check_pruned_store(store)
+
+
+def test_a_count_that_fell_short_stays_at_zero_while_a_kept_story_holds_its_term(
+    store: Store,
+) -> None:
+    """A prune re-derives the pruned entries' terms with the feeds' languages of today,
+    and can take more off a count than the clustering put on (a feed that changed its
+    language). While a kept story's centroid holds the term, its row stays, at 0: the
+    clustering reads the postings of counted terms only, and a later entry holding the
+    term must add to the story's weight, not write over it."""
+    old, new = old_and_new(store)
+    old_stories, new_stories = stories_of(store, set(old)), stories_of(store, set(new))
+    with store.engine.begin() as conn:
+        held = conn.execute(select(story_terms.c.story_id, story_terms.c.term)).all()
+        shared = sorted(
+            {t for s, t in held if s in old_stories} & {t for s, t in held if s in new_stories}
+        )
+        assert "pro" in shared  # Sony's PlayStation 5 Pro, a year ago; the iPad mini's A17 Pro
+        # As if the new entries had been counted under other terms: only the old count it.
+        conn.execute(
+            update(term_counts)
+            .where(term_counts.c.term == "pro")
+            .values(entries=sum("pro" in signals_of(t).terms for _, _, t in OLD_STREAM))
+        )
+    store.prune(CUTOFF, NOW)
+    assert term_count_table(store)["pro"] == 0
+    ingest(store, [(10.0, "macrumors.com", "iPad mini with A17 Pro: hands-on")], 300)
+    cluster_pending(store, PARAMS, now=NOW)
+    check_invariants(store)  # the iPad story's norm is its weights', "pro" included
+    ipad = story_of(store, row(new, NEW + 12))
+    with store.engine.connect() as conn:
+        members = conn.execute(
+            select(func.count()).select_from(story_entries).where(story_entries.c.story_id == ipad)
+        ).scalar_one()
+    assert members == 4
 
 
 def test_a_prune_stopped_between_batches_leaves_a_consistent_store(store: Store) -> None:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, true
+from sqlalchemy import func, select, true, update
+from sqlalchemy.engine import Connection
 
 from conftest import write_config
 from newsdesk import jobs
@@ -27,7 +28,7 @@ from newsdesk.identity import canonical_url, content_hash
 from newsdesk.models import FeedSpec, ParsedEntry
 from newsdesk.signals import signals_of
 from newsdesk.store import Store, open_store, schema
-from newsdesk.store.schema import entries, stories, story_entries, story_terms
+from newsdesk.store.schema import entries, feeds, stories, story_entries, story_terms, term_counts
 from test_cli import run
 
 T0 = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
@@ -155,6 +156,14 @@ def check_invariants(store: Store) -> None:
             .where(stories.c.merged_into.is_not(None))
         ).scalar_one()
         assert merged_with_members == 0
+        # Every indexed term has a count row: the clustering reads no other's postings.
+        assert uncounted_terms(conn) == set()
+
+
+def uncounted_terms(conn: Connection) -> set[str]:
+    """Terms of the index without a row in term_counts."""
+    counted = select(term_counts.c.term).where(term_counts.c.term == story_terms.c.term)
+    return set(conn.execute(select(story_terms.c.term).where(~counted.exists())).scalars())
 
 
 @pytest.fixture
@@ -271,6 +280,39 @@ def test_a_store_from_before_the_eras_finds_its_stories_after_the_upgrade(
             command.downgrade(_alembic_config(conn), "0006")
             conn.commit()
             assert set(conn.exec_driver_sql("SELECT story_id, term FROM story_terms")) == index
+    finally:
+        store.close()
+
+
+def test_a_store_whose_counts_fell_short_before_the_upgrade_still_reads_those_terms(
+    store_url: str,
+) -> None:
+    """Before revision 0008, retention and a split's rebuild could leave a term in a
+    centroid with no count row; the upgrade gives it one at 0, so the clustering, which
+    reads the postings of counted terms only, still finds the stories holding it."""
+    from alembic import command
+
+    from newsdesk.store.engine import _alembic_config
+
+    old = open_store(store_url)
+    numbering = ingest(old, STREAM[:15])
+    cluster_pending(old, PARAMS, now=NOW)
+    with old.engine.connect() as conn:
+        command.downgrade(_alembic_config(conn), "0007")
+        conn.execute(term_counts.delete().where(term_counts.c.term.in_(["nvidia", "#3.51e10"])))
+        conn.commit()
+    old.close()
+    store = open_store(store_url)
+    try:
+        with store.engine.connect() as conn:
+            assert uncounted_terms(conn) == set()
+            counts = dict(conn.execute(select(term_counts.c.term, term_counts.c.entries)).all())
+        assert counts["nvidia"] == counts["#3.51e10"] == 0
+        numbering |= ingest(store, STREAM[15:], 15)
+        cluster_pending(store, PARAMS, now=NOW)
+        found = {frozenset(numbering[e] for e in g) for g in partition(store)}
+        assert frozenset({7, 8, 9, 15}) in found
+        check_invariants(store)  # the Nvidia story's weights were added to, not replaced
     finally:
         store.close()
 
@@ -406,6 +448,43 @@ def test_a_split_by_the_curator_is_respected_by_later_clustering(store: Store) -
     assert jobs.show_story(config, store, new_id, now=NOW).id == new_id
     assert jobs.show_story(config, store, bid.id, now=NOW).id == bid.id
     check_invariants(store)
+
+
+def test_a_split_story_rebuilt_after_its_feed_changed_language_keeps_every_term_counted(
+    store: Store,
+) -> None:
+    """The rebuild after a split derives the members' terms with the feeds' languages of
+    today. An outlet that declares German since gives terms its entries were never counted
+    with: each gets a count row (at 0), so a later entry holding one still reads the
+    story's weight for it, and adds to it instead of writing over it."""
+    ingest(store, STREAM[:11])
+    bid = by_title(store, "Musk")
+    altman = next(m for m in bid.members if "Altman" in m.title)
+    with store.engine.begin() as conn:
+        counted_before = set(conn.execute(select(term_counts.c.term)).scalars())
+        conn.execute(
+            update(feeds).where(feeds.c.url == "https://nytimes.com/feed.xml").values(lang="de")
+        )
+    new_id = jobs.split_story(store, bid.id, altman.url or "", now=NOW)
+    more = [(11.0, "nytimes.com", "Altman rejects Musk's $97.4 billion bid for OpenAI again")]
+    ingest(store, more, 50)
+    cluster_pending(store, PARAMS, now=NOW)  # rebuilds the split stories first
+    with store.engine.connect() as conn:
+        rebuilt = set(
+            conn.execute(
+                select(story_terms.c.term).where(story_terms.c.story_id == new_id)
+            ).scalars()
+        )
+        zero = set(
+            conn.execute(select(term_counts.c.term).where(term_counts.c.entries == 0)).scalars()
+        )
+    # German rules read "$97.4 billion" and Altman's words otherwise: new terms...
+    assert rebuilt - counted_before
+    # ...each counted: at 0 where no entry holds it any more, higher where the new entry does.
+    assert zero <= rebuilt - counted_before
+    check_invariants(store)  # every indexed term counted; every centroid's norm exact
+    config = load_config_for(store)
+    assert "again" in jobs.show_story(config, store, new_id, now=NOW).members[-1].title
 
 
 def test_corrections_name_what_is_wrong(store: Store) -> None:

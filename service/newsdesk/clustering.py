@@ -200,10 +200,14 @@ class _Job:
 
 def _load(batch: StoryBatch, clusterer: Clusterer, items: Sequence[Item], low: datetime) -> None:
     terms, keys = clusterer.wants(items)
+    df = batch.term_counts(terms)
+    # A term the counts do not know is in no story's centroid (the store keeps a count
+    # row for every indexed term): most of a batch's unseen terms are new words, and
+    # their postings need no look.
     clusterer.load(
         terms=terms,
-        postings=batch.postings(terms, low),
-        df=batch.term_counts(terms),
+        postings=batch.postings([term for term, _ in df], low),
+        df=df,
         keys=keys,
         key_stories=batch.key_stories(keys),
     )

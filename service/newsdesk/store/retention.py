@@ -45,6 +45,7 @@ from newsdesk.store.schema import (
     cluster_state,
     entries,
     entry_tombstones,
+    era_of,
     issue_stories,
     stories,
     story_entries,
@@ -271,8 +272,10 @@ def _remove(conn: Connection, page: _Page, cutoff: datetime, now: datetime) -> P
     entry_ids = sorted({*page.entries, *_members(conn, [*page.stories, *page.husks])})
     if not entry_ids and not page.stories:
         return PruneSummary(cutoff)  # every candidate was held by an issue
-    removed = _remove_entries(conn, entry_ids, now)
+    removed, terms = _remove_entries(conn, entry_ids, now)
     _remove_stories(conn, page.stories, page.husks)
+    # After the stories: a term only they held leaves the counts with them.
+    _uncount(conn, terms)
     # A clusterer holding these stories or counts in its cache reloads them.
     _bump_version(conn)
     return PruneSummary(cutoff, removed, len(page.stories), removed)
@@ -286,14 +289,17 @@ def _members(conn: Connection, story_ids: Sequence[int]) -> list[int]:
     return out
 
 
-def _remove_entries(conn: Connection, entry_ids: Sequence[int], now: datetime) -> int:
-    """Tombstone and delete these entries, and take their terms off the term counts.
+def _remove_entries(
+    conn: Connection, entry_ids: Sequence[int], now: datetime
+) -> tuple[int, Counter[str]]:
+    """Tombstone and delete these entries; how many, and the terms the clustering
+    counted for them (to take off the term counts).
 
     Their story memberships and same-article keys (``entry_keys``) go by the foreign
     keys' cascade (enforced on SQLite by the engine's ``foreign_keys`` pragma).
     """
     if not entry_ids:
-        return 0
+        return 0, Counter()
     tombstones: list[dict[str, object]] = []
     terms: Counter[str] = Counter()
     for chunk in _chunks(entry_ids):
@@ -310,12 +316,17 @@ def _remove_entries(conn: Connection, entry_ids: Sequence[int], now: datetime) -
     conn.execute(_insert(conn)(entry_tombstones).on_conflict_do_nothing(), tombstones)
     for chunk in _chunks(entry_ids):
         conn.execute(delete(entries).where(entries.c.id.in_(chunk)))
-    _uncount(conn, terms)
-    return len(tombstones)
+    return len(tombstones), terms
 
 
 def _uncount(conn: Connection, terms: Counter[str]) -> None:
-    """Subtract from the term counts; a term no entry holds any more leaves the table."""
+    """Subtract from the term counts; a term no entry holds any more leaves the table,
+    unless a centroid still holds it.
+
+    The pruned entries' terms are re-derived with today's feed languages, which may not
+    be the ones they were counted with; a term still in a story's centroid then stays
+    at 0, since the clustering reads the postings only of terms with a row.
+    """
     if not terms:
         return
     # Plain tuples to the driver's executemany, as the clustering writes them (see
@@ -327,9 +338,33 @@ def _uncount(conn: Connection, terms: Counter[str]) -> None:
         [(gone, term) for term, gone in sorted(terms.items())],
     )
     for chunk in _chunks(sorted(terms)):
-        conn.execute(
-            delete(term_counts).where(term_counts.c.term.in_(chunk), term_counts.c.entries <= 0)
+        spent = set(
+            conn.execute(
+                select(term_counts.c.term).where(
+                    term_counts.c.term.in_(chunk), term_counts.c.entries <= 0
+                )
+            ).scalars()
         )
+        held = _indexed(conn, spent)
+        conn.execute(delete(term_counts).where(term_counts.c.term.in_(sorted(spent - held))))
+        if held:
+            conn.execute(
+                update(term_counts).where(term_counts.c.term.in_(sorted(held))).values(entries=0)
+            )
+
+
+def _indexed(conn: Connection, terms: set[str]) -> set[str]:
+    """Those of ``terms`` some story's centroid holds."""
+    top = conn.execute(select(func.max(stories.c.id))).scalar() if terms else None
+    if top is None:
+        return set()
+    # The term index leads with the era: each era is sought by term.
+    query = (
+        select(story_terms.c.term)
+        .distinct()
+        .where(story_terms.c.era.in_(list(range(era_of(top) + 1))), story_terms.c.term.in_(terms))
+    )
+    return set(conn.execute(query).scalars())
 
 
 def _remove_stories(conn: Connection, live: Sequence[int], husks: Sequence[int]) -> None:

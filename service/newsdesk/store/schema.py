@@ -198,7 +198,9 @@ def era_of(story_id: int) -> int:
 term_counts = Table(
     "term_counts",
     metadata,
-    # How many clustered entries hold each term: the IDF of the clustering.
+    # How many clustered entries hold each term: the IDF of the clustering. Every term
+    # of story_terms has a row here (at 0 where the counts fell short, see retention),
+    # so a term with no row is in no centroid and the clustering skips its postings.
     Column("term", String(80), primary_key=True),
     Column("entries", Integer, nullable=False),
     # One B-tree keyed by term instead of a rowid table and an index beside it: a

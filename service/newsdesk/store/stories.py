@@ -511,6 +511,13 @@ class StoryBatch:
                     for t, w in weights.items()
                 ],
             )
+            # Every indexed term keeps a count row (see schema.term_counts): the members'
+            # terms are re-derived here with today's feed languages, and may include
+            # one no count holds.
+            self.conn.execute(
+                _insert(self.conn)(term_counts).on_conflict_do_nothing(),
+                [{"term": t, "entries": 0} for t in sorted(weights)],
+            )
         values = _story_values(story, story.last)
         del values["updated_at"], values["first_published_at"], values["last_published_at"]
         self.conn.execute(update(stories).where(stories.c.id == story.id).values(**values))
