@@ -53,8 +53,11 @@ Clustering cannot be faster than this; its time is reported as a multiple of it.
 
 **Rounds** (``--rounds 100000``, 0 to skip): one pinned child stores the same stream
 ``--round`` (2,000) entries at a time into a fresh store and calls ``cluster_pending``
-after each round, as the daemon does after each fetch round; the per-round time (only
-the clustering call) should not grow with the store. One run.
+after each round, as the daemon does after each fetch round, with one
+``ClusterSession`` kept from round to round as the daemon keeps it; the per-round time
+(only the clustering call) should not grow with the store. Then a second child does the
+same cold, a new session each round, as ``newsdesk run --once`` from cron would. One run
+each.
 
 **Code.** Others may edit service/ during a run: the bench first copies the newsdesk
 package (``--code worktree``, the default: the working tree as it is; or a git revision)
@@ -106,7 +109,7 @@ import newsdesk
 from benchdoc import REPO, machine_line, write_section
 from cluster_quality import SEMEVAL, UCI, bcubed
 from newsdesk.cluster import ClusterParams
-from newsdesk.clustering import cluster_pending
+from newsdesk.clustering import ClusterSession, cluster_pending
 from newsdesk.identity import canonical_url, content_hash
 from newsdesk.models import FeedSpec, ParsedEntry
 from newsdesk.signals import fold, signals_of
@@ -643,17 +646,21 @@ def child_floor(path: Path) -> dict[str, Any]:
     return {"wall": wall, "cpu": cpu, "terms": terms}
 
 
-def child_rounds(path: Path, size: int, round_size: int, seed: int) -> dict[str, Any]:
+def child_rounds(
+    path: Path, size: int, round_size: int, seed: int, *, cold: bool
+) -> dict[str, Any]:
     generator = Generator(seed, Corpus())
     store = open_store(f"sqlite:///{path}")
     feed_ids = add_outlets(store, generator.outlets)
     rounds: list[tuple[float, float, int]] = []
     chunk: list[Generated] = []
+    kept = ClusterSession()
 
     def one_round() -> None:
         store_chunk(store, feed_ids, chunk)
+        session = ClusterSession() if cold else kept
         wall, cpu = time.perf_counter(), time.process_time()
-        summary = cluster_pending(store, ClusterParams(), now=chunk[-1].published)
+        summary = cluster_pending(store, ClusterParams(), now=chunk[-1].published, session=session)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         rounds.append((wall, cpu, summary.entries))
 
@@ -831,10 +838,11 @@ def measure_size(size: int, args: argparse.Namespace, corpus: Corpus, work: Path
     return result
 
 
-def measure_rounds(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def measure_rounds(args: argparse.Namespace, work: Path, *, cold: bool) -> dict[str, Any]:
     path = work / "rounds.db"
-    quiet(args, "rounds")
-    log(f"rounds: {args.rounds:,} entries, {args.round:,} per round")
+    how = "cold" if cold else "one session"
+    quiet(args, f"rounds ({how})")
+    log(f"rounds ({how}): {args.rounds:,} entries, {args.round:,} per round")
     out, others, _ = run_child(
         [
             "--child-rounds",
@@ -845,11 +853,13 @@ def measure_rounds(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             str(args.round),
             "--seed",
             str(args.seed),
+            *(["--cold"] if cold else []),
         ],
         args.cpu,
     )
     out["others"] = others
-    path.unlink(missing_ok=True)
+    for p in path.parent.glob(path.name + "*"):
+        p.unlink()
     return out
 
 
@@ -913,7 +923,7 @@ def table_row(r: SizeResult) -> str:
 def report(
     args: argparse.Namespace,
     results: Sequence[SizeResult],
-    rounds: dict[str, Any] | None,
+    rounds: tuple[dict[str, Any], dict[str, Any]] | None,
     state: str,
 ) -> str:
     lines = [
@@ -987,7 +997,8 @@ def report(
             "cores busy (median over runs)."
         )
     if rounds:
-        lines += ["", rounds_line(args, rounds)]
+        kept, cold = rounds
+        lines += ["", rounds_line(args, kept), "", cold_rounds_line(kept, cold)]
     if len(targets) < 3:
         verdict = "not all checked (they need the sizes 10k, 100k and 300k)"
     elif False in targets:
@@ -998,6 +1009,18 @@ def report(
         verdict = "yes"
     lines += ["", f"Targets met: {verdict}."]
     return "\n".join(lines)
+
+
+def cold_rounds_line(kept: dict[str, Any], cold: dict[str, Any]) -> str:
+    walls = [r[0] for r in cold["rounds"]]
+    total, kept_total = sum(walls), sum(r[0] for r in kept["rounds"])
+    return (
+        "The same rounds cold, a new `ClusterSession` each round (as `newsdesk run --once` "
+        f"from cron): first {walls[0]:.2f} s, last {walls[-1]:.2f} s, median of the last 5 "
+        f"{statistics.median(walls[-5:]):.2f} s; all rounds {total:.1f} s wall "
+        f"({total / kept_total:.2f}× the kept session's), peak RSS {cold['peak']:.0f} MB; "
+        f"others kept {cold['others']:.2f} cores busy."
+    )
 
 
 def rounds_line(args: argparse.Namespace, rounds: dict[str, Any]) -> str:
@@ -1017,8 +1040,9 @@ def rounds_line(args: argparse.Namespace, rounds: dict[str, Any]) -> str:
         medians = f"median of the last 5 {statistics.median(walls[-5:]):.2f} s"
     return (
         f"Incremental (`--rounds {args.rounds}`, one run): the same stream stored "
-        f"{args.round:,} entries at a time, `cluster_pending` after each round (timed: that "
-        f"call only). {len(walls)} rounds: first {walls[0]:.2f} s, last {walls[-1]:.2f} s; "
+        f"{args.round:,} entries at a time, `cluster_pending` after each round with one "
+        "`ClusterSession` kept throughout, as the daemon does (timed: that call only). "
+        f"{len(walls)} rounds: first {walls[0]:.2f} s, last {walls[-1]:.2f} s; "
         f"{medians}; all rounds {sum(walls):.1f} s wall, "
         f"{sum(r[1] for r in rounds['rounds']):.1f} s CPU, peak RSS {rounds['peak']:.0f} MB "
         f"(entry generation included); others kept {rounds['others']:.2f} cores busy."
@@ -1126,6 +1150,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--child-cluster", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-floor", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-rounds", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--now", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -1138,7 +1163,7 @@ def child_main(args: argparse.Namespace) -> int:
     elif args.child_floor:
         out = child_floor(args.child_floor)
     else:
-        out = child_rounds(args.child_rounds, args.sizes[0], args.round, args.seed)
+        out = child_rounds(args.child_rounds, args.sizes[0], args.round, args.seed, cold=args.cold)
     print(json.dumps(out))
     return 0
 
@@ -1167,7 +1192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     corpus = Corpus()
     try:
         results = [measure_size(size, args, corpus, work) for size in sorted(args.sizes)]
-        rounds = measure_rounds(args, work) if args.rounds else None
+        rounds = (
+            (measure_rounds(args, work, cold=False), measure_rounds(args, work, cold=True))
+            if args.rounds
+            else None
+        )
     finally:
         if args.keep:
             log(f"kept {work}")

@@ -317,3 +317,24 @@ def test_a_story_of_one_entry_takes_no_second_look_at_its_batch() -> None:
     # of two. An entry that opened its own story was compared with every story already
     # when it was assigned: a second look would double the work of settling.
     assert [size for size in range(1, 70) if _checkpoint(size)] == [2, 3, 4, 5, 6, 7, 8, 16, 32, 64]
+
+
+def test_pruning_the_cache_forgets_the_words_only_pruned_stories_held() -> None:
+    # The daemon keeps its clusterer from one fetch round to the next: what the window
+    # has left behind must leave memory, words included, or the cache grows for ever.
+    clusterer = Clusterer()
+    stored = iter(range(1, 10))
+    for entry in (
+        item(1, "Volcano erupts near Grindavik", hours=-100),
+        item(2, "Grindavik residents return home", hours=0),
+    ):
+        clusterer.assign(entry)
+        clusterer.settle()
+        clusterer.renumber({s.id: next(stored) for s in clusterer.changes().new_stories})
+    assert {"volcano", "grindavik", "resident"} <= clusterer.df.keys()
+
+    clusterer.prune(T0 - timedelta(hours=50))  # after the eruption's story, before the other
+
+    assert "volcano" not in clusterer.df and "volcano" not in clusterer.postings
+    assert clusterer.df["grindavik"] == 2  # both entries counted it; one story still holds it
+    assert set(clusterer.postings["grindavik"]) == {2}

@@ -22,13 +22,14 @@ from sqlalchemy.engine import Connection
 from conftest import write_config
 from newsdesk import jobs
 from newsdesk.cluster import ClusterParams, Item, cluster_all
-from newsdesk.clustering import cluster_pending, url_key
+from newsdesk.clustering import ClusterSession, cluster_pending, url_key
 from newsdesk.errors import UsageError
 from newsdesk.identity import canonical_url, content_hash
 from newsdesk.models import FeedSpec, ParsedEntry
 from newsdesk.signals import signals_of
 from newsdesk.store import Store, open_store, schema
 from newsdesk.store.schema import entries, feeds, stories, story_entries, story_terms, term_counts
+from newsdesk.store.stories import StoryBatch
 from test_cli import run
 
 T0 = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
@@ -187,18 +188,21 @@ def load_config_for(store: Store) -> jobs.Config:
 # -- batches and the index ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kept", [False, True], ids=["cold", "session"])
 @pytest.mark.parametrize("era_stories", [schema.ERA_STORIES, 2], ids=["one-era", "many-eras"])
 def test_clustering_in_rounds_gives_the_same_stories_as_in_one_go(
-    store: Store, era_stories: int, monkeypatch: pytest.MonkeyPatch
+    store: Store, era_stories: int, kept: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Round by round, as the daemon clusters after each fetch: every round starts a new
-    # clusterer that reloads what it needs from the index in the database. With eras of
-    # two stories, each round's window spans several eras of the term index.
+    # Round by round, as the daemon clusters after each fetch: a command starts a new
+    # clusterer each round, which reloads what it needs from the index in the database;
+    # the daemon keeps one session, whose cache goes on from the last round. With eras
+    # of two stories, each round's window spans several eras of the term index.
     monkeypatch.setattr(schema, "ERA_STORIES", era_stories)
+    session = ClusterSession() if kept else None
     numbering = {}
     for start in range(0, len(STREAM), 3):
         numbering |= ingest(store, STREAM[start : start + 3], start)
-        cluster_pending(store, PARAMS, now=NOW)
+        cluster_pending(store, PARAMS, now=NOW, session=session)
     in_rounds = {frozenset(numbering[e] for e in g) for g in partition(store)}
 
     in_memory = cluster_all(
@@ -218,6 +222,68 @@ def test_clustering_in_rounds_gives_the_same_stories_as_in_one_go(
         groups.setdefault(a.story_id, set()).add(a.entry_id)
     assert in_rounds == {frozenset(g) for g in groups.values()}
     check_invariants(store)
+
+
+def test_a_kept_session_reloads_after_another_process_corrected_the_stories(
+    store: Store, store_url: str
+) -> None:
+    """The daemon's cache holds only while nobody else changed the stories. A curator's
+    split from the command line (another process: another store) moves their version
+    on, and the next round reloads: the split holds, every centroid stays exact."""
+    session = ClusterSession()
+    ingest(store, STREAM[:11])
+    cluster_pending(store, PARAMS, now=NOW, session=session)
+    other = open_store(store_url)
+    try:
+        bid = by_title(other, "Musk")
+        altman = next(m for m in bid.members if "Altman" in m.title)
+        new_id = jobs.split_story(other, bid.id, altman.url or "", now=NOW)
+    finally:
+        other.close()
+    more = [(11.0, "ft.com", "Altman rejects Musk's $97.4 billion bid for OpenAI again")]
+    ingest(store, more, 50)
+    cluster_pending(store, PARAMS, now=NOW, session=session)
+    config = load_config_for(store)
+    assert jobs.show_story(config, store, new_id, now=NOW).id == new_id
+    assert jobs.show_story(config, store, bid.id, now=NOW).id == bid.id
+    check_invariants(store)
+
+
+def test_a_round_that_failed_leaves_the_session_to_reload(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction that fails (here: its write) is rolled back, but the cache had
+    placed its entries already; the session starts again from the store, and the next
+    round gives what a round without the failure gives."""
+    session = ClusterSession()
+    numbering = ingest(store, STREAM[:6])
+    cluster_pending(store, PARAMS, now=NOW, session=session)
+    numbering |= ingest(store, STREAM[6:12], 6)
+    write = StoryBatch.write
+
+    def full_disk(self: StoryBatch, *args: object, **kwargs: object) -> dict[int, int]:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(StoryBatch, "write", full_disk)
+    with pytest.raises(OSError):
+        cluster_pending(store, PARAMS, now=NOW, session=session)
+    monkeypatch.setattr(StoryBatch, "write", write)
+    cluster_pending(store, PARAMS, now=NOW, session=session)
+    check_invariants(store)
+
+    fresh = open_store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        fresh_numbering = ingest(fresh, STREAM[:6])
+        cluster_pending(fresh, PARAMS, now=NOW)
+        fresh_numbering |= ingest(fresh, STREAM[6:12], 6)
+        cluster_pending(fresh, PARAMS, now=NOW)
+        expected = {frozenset(fresh_numbering[e] for e in g) for g in partition(fresh)}
+        with fresh.engine.connect() as a, store.engine.connect() as b:
+            counts = select(term_counts.c.term, term_counts.c.entries)
+            assert set(b.execute(counts)) == set(a.execute(counts))
+    finally:
+        fresh.close()
+    assert {frozenset(numbering[e] for e in g) for g in partition(store)} == expected
 
 
 def test_the_four_events_of_the_stream_are_four_stories(store: Store) -> None:

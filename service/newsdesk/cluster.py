@@ -694,16 +694,29 @@ class Clusterer:
         gone = {sid for sid, story in self.stories.items() if story.last < low and sid > 0}
         if not gone:
             return
+        emptied = []
         for sid in gone:
             for term in self._terms_of.pop(sid, ()):
                 posting = self.postings.get(term)
                 if posting is not None and posting.pop(sid, None) is not None:
                     self._cached -= 1
+                    if not posting:
+                        emptied.append(term)
             del self.stories[sid]
-        # Their keys are asked for again: the store then loads the whole story.
-        for key in [k for k, sid in self.key_story.items() if sid in gone]:
+        # Their vocabulary goes too, or a long-lived cache (the daemon's) would keep every
+        # term it ever saw. An entry holding one asks the store again, where every count
+        # this cache changed has been written.
+        for term in emptied:
+            if not self.postings.get(term):
+                self.postings.pop(term, None)
+                self.df.pop(term, None)
+        # Their keys are asked for again: the store then loads the whole story. (A key
+        # may name a story merged into a pruned one: it is followed to where it went.)
+        final = self._final
+        for key in [k for k, sid in self.key_story.items() if final(sid) in gone]:
             del self.key_story[key]
             self._known_keys.discard(key)
+        self._merged_into = {a: b for a, b in self._merged_into.items() if final(b) not in gone}
 
     def forget(self) -> None:
         """Drop everything loaded: the store changed under us, or the cache is large."""

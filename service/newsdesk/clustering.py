@@ -99,6 +99,39 @@ def embed(embedder: Embedder | None, entries: Sequence[PendingEntry]) -> dict[in
     return {e.id: v for e, v in zip(entries, vectors, strict=True)}
 
 
+class ClusterSession:
+    """What a long-running process keeps from one clustering call to the next (the
+    daemon keeps one): the clusterer's cache of the window, good as long as nobody else
+    changed the stories (their version says, as between the batches of one call), and
+    the embedding model. A call without a session starts cold, as a command does."""
+
+    def __init__(self) -> None:
+        self.params: ClusterParams | None = None
+        self.clusterer = Clusterer()
+        self.embedder: Embedder | None = None
+        self.version: int | None = None
+        """The stories' version after our last write: another, and the cache is stale."""
+        self.low_water: datetime | None = None
+        """Loaded postings reach back to here."""
+
+    def ready(self, params: ClusterParams, embedder: Embedder | None) -> None:
+        """Set for ``params``: other parameters start from nothing."""
+        if params != self.params:
+            self.params = params
+            self.clusterer = Clusterer(params)
+            self.embedder = None
+            self.invalidate()
+        if embedder is not None:
+            self.embedder = embedder
+        elif params.semantic and self.embedder is None:
+            self.embedder = Embedder()
+
+    def invalidate(self) -> None:
+        """The next step reloads: a failed transaction left the cache ahead of the store."""
+        self.version = None
+        self.low_water = None
+
+
 def cluster_pending(
     store: Store,
     params: ClusterParams,
@@ -106,6 +139,7 @@ def cluster_pending(
     now: datetime,
     limit: int | None = None,
     embedder: Embedder | None = None,
+    session: ClusterSession | None = None,
 ) -> ClusterSummary:
     """Cluster every pending entry (or the first ``limit``); see the module docstring.
 
@@ -113,17 +147,22 @@ def cluster_pending(
     the model is the slow part, and the fetch round must not wait for it.
     """
     started = time.perf_counter()
-    if params.semantic and embedder is None:
-        embedder = Embedder()
-    job = _Job(Clusterer(params), params, embedder, now)
-    while size := job.room(limit, BATCH * BATCHES_PER_TRANSACTION):
-        embeddings = embed(embedder, store.stories.peek_pending(size)) if embedder else {}
-        with store.stories.batch() as batch:
-            for _ in range(BATCHES_PER_TRANSACTION):
-                if not job.step(batch, job.room(limit, BATCH), embeddings):
-                    break
-        if job.done:
-            break
+    session = session or ClusterSession()
+    session.ready(params, embedder)
+    job = _Job(session, now)
+    try:
+        while size := job.room(limit, BATCH * BATCHES_PER_TRANSACTION):
+            pending = store.stories.peek_pending(size) if session.embedder else []
+            embeddings = embed(session.embedder, pending)
+            with store.stories.batch() as batch:
+                for _ in range(BATCHES_PER_TRANSACTION):
+                    if not job.step(batch, job.room(limit, BATCH), embeddings):
+                        break
+            if job.done:
+                break
+    except BaseException:
+        session.invalidate()
+        raise
     summary = job.summary
     summary.seconds = time.perf_counter() - started
     if summary.entries:
@@ -133,17 +172,11 @@ def cluster_pending(
 
 @dataclass
 class _Job:
-    """One ``cluster_pending`` call: the clusterer and what it knows of its cache."""
+    """One ``cluster_pending`` call, on its session's cache."""
 
-    clusterer: Clusterer
-    params: ClusterParams
-    embedder: Embedder | None
+    session: ClusterSession
     now: datetime
     summary: ClusterSummary = field(default_factory=ClusterSummary)
-    version: int | None = None
-    """The stories' version after our last write: another, and the cache is stale."""
-    low_water: datetime | None = None
-    """Loaded postings reach back to here."""
     done: bool = False
     """No entry was pending (or ``limit`` is reached)."""
 
@@ -155,31 +188,34 @@ class _Job:
 
     def step(self, batch: StoryBatch, size: int, embeddings: dict[int, Vector]) -> bool:
         """Cluster one batch of up to ``size`` entries; False when there was none."""
-        clusterer, params = self.clusterer, self.params
-        if batch.version() != self.version or clusterer.cached_postings > MAX_CACHED_POSTINGS:
+        session = self.session
+        clusterer, embedder = session.clusterer, session.embedder
+        params = clusterer.params
+        if batch.version() != session.version or clusterer.cached_postings > MAX_CACHED_POSTINGS:
             clusterer.forget()
             clusterer.documents = batch.clustered()
             if params.semantic:
                 clusterer.space = batch.space()
-            self.low_water = None
-            _rebuild_split_stories(batch, clusterer, self.embedder)
+            session.low_water = None
+            _rebuild_split_stories(batch, clusterer, embedder)
         pending = batch.pending(size) if size else []
         if not pending:
             self.done = True
             return False
         # Entries stored meanwhile (an older published date) are embedded here.
-        embeddings |= embed(self.embedder, [e for e in pending if e.id not in embeddings])
+        embeddings |= embed(embedder, [e for e in pending if e.id not in embeddings])
         items = [item_of(entry, embeddings.get(entry.id)) for entry in pending]
         low = min(item.published for item in items) - params.window
-        low_water = self.low_water
+        low_water = session.low_water
         if low_water is not None and low < low_water:
             # Loaded postings start at low_water: an older entry needs a fresh load.
             clusterer.forget()
+            low_water = None
         if low_water is not None and low - low_water > PRUNE_AFTER:
             clusterer.prune(low)
             low_water = low
         low_water = low if low_water is None else min(low, low_water)
-        self.low_water = low_water
+        session.low_water = low_water
         _load(batch, clusterer, items, low_water)
         for item in items:
             clusterer.assign(item)
@@ -189,7 +225,7 @@ class _Job:
         titles = {e.id: e.title for e in pending}
         opened = {a.story_id: titles[a.entry_id] for a in changes.assignments if a.signal == FIRST}
         clusterer.renumber(batch.write(changes, opened, self.now))
-        self.version = batch.version()
+        session.version = batch.version()
         summary = self.summary
         summary.entries += len(items)
         summary.opened += len(changes.new_stories)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from newsdesk.clustering import ClusterSummary, cluster_pending
+from newsdesk.clustering import ClusterSession, ClusterSummary, cluster_pending
 from newsdesk.config import Config
 from newsdesk.errors import NewsdeskError, UsageError
 from newsdesk.identity import canonical_url, redact_url
@@ -93,11 +93,13 @@ def fetch_round(
     clock: Callable[[], datetime] = utcnow,
     stop: Callable[[], bool] | None = None,
     instance: str = "",
+    session: ClusterSession | None = None,
 ) -> RoundSummary:
     """Fetch the due feeds, then put their new entries into stories (the daemon's tick).
 
     Feeds are claimed as the round goes (see ``FeedStore.claim_due``), so instances
-    sharing a store split the due feeds between them.
+    sharing a store split the due feeds between them. ``session``: the clustering's cache
+    from the last round (the daemon keeps one).
     """
     from newsdesk.refresh import RefreshContext, refresh_due
 
@@ -113,7 +115,7 @@ def fetch_round(
     ctx = RefreshContext(store=store, fetch=config.fetch, clock=clock, base_dir=config.base_dir)
     grace = config.daemon.stop_timeout.total_seconds() * 0.6
     refresh = asyncio.run(refresh_due(ctx, claim, release, stop=stop, stop_grace=grace))
-    return RoundSummary(refresh, cluster_stories(config, store, now=clock()))
+    return RoundSummary(refresh, cluster_stories(config, store, now=clock(), session=session))
 
 
 def default_instance() -> str:
@@ -268,9 +270,11 @@ def guarded(job: Callable[[], JobResult]) -> JobResult:
         return JobResult("failed", f"internal error: {type(exc).__name__}: {exc}")
 
 
-def cluster_stories(config: Config, store: Store, *, now: datetime) -> ClusterSummary:
+def cluster_stories(
+    config: Config, store: Store, *, now: datetime, session: ClusterSession | None = None
+) -> ClusterSummary:
     """Put every entry not in a story yet into one (step 7 of the flow)."""
-    return cluster_pending(store, config.cluster.params, now=now)
+    return cluster_pending(store, config.cluster.params, now=now, session=session)
 
 
 def list_stories(
