@@ -33,7 +33,7 @@ from typing import Any
 
 from benchdoc import REPO, machine_line, write_section
 from newsdesk.cluster import Clusterer, ClusterParams
-from newsdesk.clustering import cluster_pending
+from newsdesk.clustering import ClusterSession, cluster_pending
 from newsdesk.identity import canonical_url, content_hash
 from newsdesk.models import FeedSpec, ParsedEntry
 from newsdesk.semantic import Embedder, SemanticSpace, text_for
@@ -111,6 +111,7 @@ def run_uci(params: ClusterParams, round_size: int) -> dict[str, object]:
                 feed_ids[r["host"]] = store.feeds.add(spec, source="cli", now=first).id
         entry_of: dict[int, int] = {}
         cluster_seconds = 0.0
+        session = ClusterSession()  # kept from round to round, as the daemon keeps it
         for start in range(0, len(rows), round_size):
             batch = rows[start : start + round_size]
             now = datetime.fromisoformat(batch[-1]["published"])
@@ -132,7 +133,7 @@ def run_uci(params: ClusterParams, round_size: int) -> dict[str, object]:
                 (entry_id,) = store.entries.add_new(feed_ids[r["host"]], [entry], now=published)
                 entry_of[entry_id] = int(r["id"])
             started = time.perf_counter()
-            cluster_pending(store, params, now=now, embedder=embedder)
+            cluster_pending(store, params, now=now, embedder=embedder, session=session)
             cluster_seconds += time.perf_counter() - started
         last = datetime.fromisoformat(rows[-1]["published"])
         stories = store.stories.active(first, last)

@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import hashlib
 import heapq
 import io
 import itertools
@@ -672,7 +673,23 @@ def child_rounds(
     if chunk:
         one_round()
     store.close()
-    return {"rounds": rounds, "peak": proc_status()["VmHWM"]}
+    return {"rounds": rounds, "peak": proc_status()["VmHWM"], "digest": clustering_digest(path)}
+
+
+def clustering_digest(path: Path) -> str:
+    """A digest of the stories and the term counts: equal for equal clusterings."""
+    digest = hashlib.sha256()
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        for query in (
+            "SELECT entry_id, story_id FROM story_entries ORDER BY entry_id",
+            "SELECT term, entries FROM term_counts ORDER BY term",
+        ):
+            for row in conn.execute(query):
+                digest.update(repr(row).encode())
+    finally:
+        conn.close()
+    return digest.hexdigest()[:12]
 
 
 def run_child(
@@ -1019,7 +1036,8 @@ def cold_rounds_line(kept: dict[str, Any], cold: dict[str, Any]) -> str:
         f"from cron): first {walls[0]:.2f} s, last {walls[-1]:.2f} s, median of the last 5 "
         f"{statistics.median(walls[-5:]):.2f} s; all rounds {total:.1f} s wall "
         f"({total / kept_total:.2f}× the kept session's), peak RSS {cold['peak']:.0f} MB; "
-        f"others kept {cold['others']:.2f} cores busy."
+        f"others kept {cold['others']:.2f} cores busy. Same stories and term counts as with "
+        f"the kept session: {'yes' if cold['digest'] == kept['digest'] else 'NO'}."
     )
 
 

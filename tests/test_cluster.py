@@ -18,6 +18,7 @@ from newsdesk.cluster import (
     Clusterer,
     ClusterParams,
     Item,
+    StoryState,
     _checkpoint,
     cluster_all,
 )
@@ -338,3 +339,28 @@ def test_pruning_the_cache_forgets_the_words_only_pruned_stories_held() -> None:
     assert "volcano" not in clusterer.df and "volcano" not in clusterer.postings
     assert clusterer.df["grindavik"] == 2  # both entries counted it; one story still holds it
     assert set(clusterer.postings["grindavik"]) == {2}
+
+
+def test_pruning_forgets_the_keys_of_a_story_merged_into_a_pruned_one() -> None:
+    # A same-article key names the story its entry joined; that story was merged into
+    # another this run, and the window left the survivor behind. The key must be asked
+    # for again (the store then leads to the survivor, loaded whole), not stay known with
+    # nowhere to go: a late copy of the article would open a story of its own.
+    clusterer = Clusterer()
+    clusterer.load(
+        terms={"volcano"},
+        postings=[("volcano", 1, 0.6), ("volcano", 2, 0.8)],
+        df=[("volcano", 2)],
+        keys={"k:copy"},
+        key_stories=[("k:copy", 2)],
+        stories=[StoryState(1, T0, T0, 0.36, 1), StoryState(2, T0, T0, 0.64, 1)],
+    )
+    assert clusterer._merge(1, 2, entry_id=99) == 1  # the older survives; the key named 2
+    clusterer.changes()
+
+    clusterer.prune(T0 + timedelta(hours=1))
+
+    assert not clusterer.stories
+    assert "k:copy" not in clusterer.key_story
+    assert "k:copy" not in clusterer._known_keys  # asked for again
+    assert clusterer._merged_into == {}

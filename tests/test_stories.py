@@ -224,6 +224,72 @@ def test_clustering_in_rounds_gives_the_same_stories_as_in_one_go(
     check_invariants(store)
 
 
+def test_a_kept_session_over_weeks_gives_what_cold_rounds_and_one_go_give(
+    tmp_path: Path,
+) -> None:
+    """Four bursts of the stream, 120 hours apart (a burst lasts 30: more than the
+    window and what the cache keeps behind it lie between). Each repeats the first
+    headline word for word, which keeps the OpenAI story going; its other events carry
+    a word of their own. The cache prunes stories between bursts, and a copy must still
+    find its article's story."""
+    words = ["Alpha", "Bravo", "Charlie", "Delta"]
+    rows = sorted(
+        (
+            (
+                hours + 120 * burst,
+                host,
+                title if "OpenAI" in title or "Musk" in title else f"{title}: {words[burst]}",
+            )
+            for burst in range(4)
+            for hours, host, title in STREAM
+        ),
+        key=lambda r: r[0],
+    )
+    results = {}
+    for how in ("one-go", "cold", "session"):
+        store = open_store(f"sqlite:///{tmp_path / how}.db")
+        try:
+            session = ClusterSession() if how == "session" else None
+            numbering: dict[int, int] = {}
+            step = len(rows) if how == "one-go" else 3
+            for start in range(0, len(rows), step):
+                numbering |= ingest(store, rows[start : start + step], start)
+                cluster_pending(store, PARAMS, now=NOW, session=session)
+            check_invariants(store)
+            with store.engine.connect() as conn:
+                counts = set(conn.execute(select(term_counts.c.term, term_counts.c.entries)))
+            results[how] = ({frozenset(numbering[e] for e in g) for g in partition(store)}, counts)
+            if session:
+                # What the window left behind has left memory, its words too: the cache
+                # holds the last burst's stories and no word that none of them holds.
+                cache = session.clusterer
+                assert all(s.last > T0 + timedelta(hours=30) for s in cache.stories.values())
+                assert all(cache.postings.get(term) for term in cache.df)
+                assert "alpha" not in cache.df
+        finally:
+            store.close()
+    assert results["cold"] == results["one-go"]
+    assert results["session"] == results["one-go"]
+    stories = results["one-go"][0]
+    copies = {n for n, (hours, _, _) in enumerate(rows) if hours % 120 == 0.0}
+    assert any(copies <= story for story in stories)  # every copy joined the first one's story
+
+
+def test_a_session_given_other_parameters_starts_from_nothing(store: Store) -> None:
+    # A reloaded config with other clustering parameters: what was cached was weighed
+    # with the old ones.
+    session = ClusterSession()
+    ingest(store, STREAM[:6])
+    cluster_pending(store, PARAMS, now=NOW, session=session)
+    before = session.clusterer
+    other = replace(PARAMS, threshold=0.3)
+    ingest(store, STREAM[6:9], 6)
+    cluster_pending(store, other, now=NOW, session=session)
+    assert session.clusterer is not before
+    assert session.clusterer.params == other
+    check_invariants(store)
+
+
 def test_a_kept_session_reloads_after_another_process_corrected_the_stories(
     store: Store, store_url: str
 ) -> None:

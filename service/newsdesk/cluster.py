@@ -254,10 +254,12 @@ class Clusterer:
         for term, count in df:
             self.df[term] = count
         for term, story_id, weight in postings:
-            self.postings.setdefault(term, {})[story_id] = weight
+            posting = self.postings.setdefault(term, {})
+            if story_id not in posting:  # a whole centroid may bring rows held already
+                self._cached += 1
+            posting[story_id] = weight
             self._terms_of.setdefault(story_id, set()).add(term)
             self._named.add(story_id)
-            self._cached += 1
         self._known_keys.update(keys)
         for key, story_id in key_stories:
             current = self.key_story.get(key)
@@ -600,7 +602,11 @@ class Clusterer:
             weight = posting.pop(absorbed.id, None)
             if weight is None:
                 continue
-            old = posting.get(survivor.id, 0.0)
+            old = posting.get(survivor.id)
+            if old is None:
+                old = 0.0
+            else:
+                self._cached -= 1  # two rows became one
             cross += old * weight
             posting[survivor.id] = old + weight
             dirty.add(term)
@@ -690,7 +696,9 @@ class Clusterer:
 
     def prune(self, low: datetime) -> None:
         """Drop stories whose last entry is older than ``low`` from the cached index:
-        no entry published from ``low + window`` on can reach them."""
+        no entry published from ``low + window`` on can reach them. The words and keys
+        only they held go too: this cache must have a store behind it, which has every
+        count and key it changed and gives them back when an entry needs them."""
         gone = {sid for sid, story in self.stories.items() if story.last < low and sid > 0}
         if not gone:
             return

@@ -39,7 +39,9 @@ from newsdesk.store.stories import PendingEntry, StoryBatch
 log = logging.getLogger("newsdesk.clustering")
 
 PRUNE_AFTER = timedelta(hours=12)
-"""How far the window moves on before stories behind it leave the cache."""
+"""How far the window moves on before stories behind it leave the cache; it keeps as
+much behind the window again, so that an entry published a little before the last
+round's oldest (feeds are late) does not need everything reloaded."""
 
 MAX_CACHED_POSTINGS = 1_000_000
 """Beyond this many cached (term, story) weights the cache is dropped and reloaded."""
@@ -198,6 +200,8 @@ class _Job:
                 clusterer.space = batch.space()
             session.low_water = None
             _rebuild_split_stories(batch, clusterer, embedder)
+            # An empty cache is in step with the store too: idle rounds need no reload.
+            session.version = batch.version()
         pending = batch.pending(size) if size else []
         if not pending:
             self.done = True
@@ -211,9 +215,9 @@ class _Job:
             # Loaded postings start at low_water: an older entry needs a fresh load.
             clusterer.forget()
             low_water = None
-        if low_water is not None and low - low_water > PRUNE_AFTER:
-            clusterer.prune(low)
-            low_water = low
+        if low_water is not None and low - low_water > 2 * PRUNE_AFTER:
+            low_water = low - PRUNE_AFTER
+            clusterer.prune(low_water)
         low_water = low if low_water is None else min(low, low_water)
         session.low_water = low_water
         _load(batch, clusterer, items, low_water)

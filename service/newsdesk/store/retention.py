@@ -355,14 +355,17 @@ def _uncount(conn: Connection, terms: Counter[str]) -> None:
 
 def _indexed(conn: Connection, terms: set[str]) -> set[str]:
     """Those of ``terms`` some story's centroid holds."""
-    top = conn.execute(select(func.max(stories.c.id))).scalar() if terms else None
-    if top is None:
+    if not terms:
         return set()
-    # The term index leads with the era: each era is sought by term.
+    first, last = conn.execute(select(func.min(stories.c.id), func.max(stories.c.id))).one()
+    if first is None:
+        return set()
+    # The term index leads with the era: each era the stories span is sought by term.
+    eras = list(range(era_of(first), era_of(last) + 1))
     query = (
         select(story_terms.c.term)
         .distinct()
-        .where(story_terms.c.era.in_(list(range(era_of(top) + 1))), story_terms.c.term.in_(terms))
+        .where(story_terms.c.era.in_(eras), story_terms.c.term.in_(terms))
     )
     return set(conn.execute(query).scalars())
 
