@@ -364,3 +364,27 @@ def test_pruning_forgets_the_keys_of_a_story_merged_into_a_pruned_one() -> None:
     assert "k:copy" not in clusterer.key_story
     assert "k:copy" not in clusterer._known_keys  # asked for again
     assert clusterer._merged_into == {}
+
+
+def test_a_long_articles_candidates_do_not_depend_on_how_far_back_the_cache_reaches() -> None:
+    # An entry with more terms than `candidate_terms` proposes stories through its
+    # rarest ones, by document frequency. A cache that still holds an old story for one
+    # of them (a daemon's, or a long catch-up's) must choose the same terms as a cache
+    # loaded fresh for this entry's window, which holds no story for it.
+    params = ClusterParams(candidate_terms=1)
+    entry = item(9, "Grindavik lava", hours=0)
+    old = StoryState(1, T0 - timedelta(days=30), T0 - timedelta(days=30), 1.0, 1)
+    recent = StoryState(2, T0 - timedelta(hours=2), T0 - timedelta(hours=2), 1.0, 1)
+
+    def decide(cached_old: bool) -> Assignment:
+        clusterer = Clusterer(params, documents=2000)
+        postings = [("lava", 2, 1.0)] + ([("grindavik", 1, 1.0)] if cached_old else [])
+        clusterer.load(
+            terms={"grindavik", "lava"},
+            postings=postings,
+            df=[("grindavik", 1), ("lava", 30)],
+            stories=[recent, *([old] if cached_old else [])],
+        )
+        return clusterer.assign(entry)
+
+    assert decide(cached_old=True).story_id == decide(cached_old=False).story_id

@@ -383,17 +383,21 @@ class Clusterer:
         """Stories holding one of the ``candidate_terms`` rarest of ``terms``.
 
         Rarest by document frequency, which is the same whatever is cached: the choice
-        does not depend on how the batches fell.
+        does not depend on how the batches or rounds fell. (Not "rarest of those with a
+        cached story": a cache that reaches further back holds stories for more terms,
+        and a long article's choice would change with it.)
         """
         common = self._common_df()
         df = self.df
         postings = self.postings
-        usable = [t for t in terms if postings.get(t) and df.get(t, 0) <= common]
+        usable = [t for t in terms if 0 < df.get(t, 0) <= common]
         if len(usable) > self.params.candidate_terms:
             usable.sort(key=lambda t: (df.get(t, 0), t))
         candidates: set[int] = set()
         for term in usable[: self.params.candidate_terms]:
-            candidates.update(postings[term])
+            posting = postings.get(term)
+            if posting:
+                candidates.update(posting)
         return candidates
 
     def _blend(self, lexical: float, item: Item, story: StoryState) -> float:
@@ -693,6 +697,13 @@ class Clusterer:
             story.id = real
             self.stories[real] = story
         self.apart = {frozenset(ids.get(s, s) for s in pair) for pair in self.apart}
+
+    def set_norms(self, norms: dict[int, float]) -> None:
+        """Take the store's norms of these stories (see the clustering job)."""
+        for story_id, norm2 in norms.items():
+            story = self.stories.get(story_id)
+            if story is not None:
+                story.norm2 = norm2
 
     def prune(self, low: datetime) -> None:
         """Drop stories whose last entry is older than ``low`` from the cached index:

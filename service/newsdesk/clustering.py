@@ -228,7 +228,14 @@ class _Job:
         changes = clusterer.changes()
         titles = {e.id: e.title for e in pending}
         opened = {a.story_id: titles[a.entry_id] for a in changes.assignments if a.signal == FIRST}
-        clusterer.renumber(batch.write(changes, opened, self.now))
+        ids = batch.write(changes, opened, self.now)
+        clusterer.renumber(ids)
+        if changes.merges:
+            # The store sums a merged centroid's norm afresh, in its own order: the cache
+            # takes that value, to the last bit, as a reload would (else a cache kept
+            # across batches and rounds could rank two equal candidates otherwise).
+            survivors = {ids.get(m.survivor, m.survivor) for m in changes.merges}
+            clusterer.set_norms(batch.norms(survivors))
         session.version = batch.version()
         summary = self.summary
         summary.entries += len(items)

@@ -362,6 +362,14 @@ class StoryBatch:
             out.extend((r.key, r.story_id) for r in self.conn.execute(query))
         return out
 
+    def norms(self, story_ids: Iterable[int]) -> dict[int, float]:
+        """The stored centroid norms (squared) of these stories."""
+        out: dict[int, float] = {}
+        for chunk in _chunks(sorted(story_ids)):
+            query = select(stories.c.id, stories.c.norm2).where(stories.c.id.in_(chunk))
+            out.update((r.id, r.norm2) for r in self.conn.execute(query))
+        return out
+
     def states(self, story_ids: Iterable[int]) -> list[StoryState]:
         out: list[StoryState] = []
         for chunk in _chunks(sorted(story_ids)):
