@@ -722,7 +722,7 @@ class Clusterer:
                     if not posting:
                         emptied.append(term)
             del self.stories[sid]
-        # Their vocabulary goes too, or a long-lived cache (the daemon's) would keep every
+        # Their vocabulary goes too, or a long-lived cache (a long catch-up's) would keep every
         # term it ever saw. An entry holding one asks the store again, where every count
         # this cache changed has been written.
         for term in emptied:

@@ -99,7 +99,7 @@ def fetch_round(
 
     Feeds are claimed as the round goes (see ``FeedStore.claim_due``), so instances
     sharing a store split the due feeds between them. ``session``: the clustering's cache
-    from the last round (the daemon keeps one).
+    from the last round, if the caller keeps one.
     """
     from newsdesk.refresh import RefreshContext, refresh_due
 
