@@ -2,7 +2,8 @@
 
 The daemon fetches, clusters, sends the scheduled issue once, stops cleanly on SIGTERM
 in the middle of a fetch round or of a send, and picks up where it left off when it
-starts again. It reloads newsdesk.toml on a change and rejects a broken one.
+starts again. It reloads newsdesk.toml on a change and rejects a broken one. One test
+runs the daemon's fetch job in-process, to see the clustering's cache it keeps.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from conftest import write_config
 from feedserver import FeedServer, Reply, Request, file_reply
+from newsdesk import jobs
 from newsdesk.config import load_config
 from newsdesk.store import Store, open_store
 from newsdesk.store.schema import deliveries
@@ -341,3 +343,29 @@ def test_run_once_runs_every_due_job_and_records_it(tmp_path: Path, feeds: FeedS
     assert "maintenance" not in again.stdout  # once a day
     status = newsdesk(config, "status")
     assert "fetch        ok" in status.stdout
+
+
+def test_the_daemon_keeps_the_clusterings_cache_from_one_fetch_round_to_the_next(
+    tmp_path: Path, feeds: FeedServer
+) -> None:
+    from newsdesk.scheduler.daemon import Daemon as Service
+
+    body = config_body([feeds.url("/techwire.xml")], smtp_port=1)
+    config = load_config(write_config(tmp_path, body))
+    store = jobs.open_app_store(config)
+    try:
+        service = Service(config, store)
+        assert service._fetch().message.startswith("1 feeds: 1 ok")
+        session = service.cluster_session
+        cached = set(session.clusterer.stories)
+        assert cached  # the round's stories, still in memory
+        # The next round, with a feed added (as a reload adds it), goes on from there.
+        service.config = load_config(
+            write_config(tmp_path, body + feed_block(feeds.url("/ki-nachrichten.atom")))
+        )
+        store.feeds.sync_config(service.config.feeds, jobs.utcnow())
+        assert service._fetch().message.startswith("1 feeds: 1 ok")  # the new one is due
+        assert cached <= set(session.clusterer.stories)
+        assert len(session.clusterer.stories) > len(cached)
+    finally:
+        store.close()

@@ -437,7 +437,12 @@ class Clusterer:
             if live and frozenset((a, b)) not in self.apart:
                 self._merge(a, b, entry_id)
         for story_id, entry_id in sorted(self._checkpoints.items(), key=lambda p: _age_order(p[0])):
-            story_id = self._final(story_id)
+            if self._final(story_id) != story_id:
+                # Merged away in this batch already. Its survivor may be a stored story
+                # whose centroid is only partly in memory (unsettled() loads the stories
+                # named before settling): a look with part of a centroid would depend on
+                # what the cache happens to hold.
+                continue
             if story_id in self.stories and (other := self._closest_story(story_id)):
                 self._merge(story_id, other, entry_id)
         self._bridges.clear()
@@ -470,7 +475,9 @@ class Clusterer:
                 and (sid not in kin or names.isdisjoint(other.names))
             )
         ]
-        centroid = {term: postings[term][story_id] for term in terms}
+        # In term order: a set's order depends on how it was filled, and the sums of
+        # _dots must come out the same to the last bit however the cache was built.
+        centroid = {term: postings[term][story_id] for term in sorted(terms)}
         best: tuple[float, tuple[int, int], int] | None = None
         threshold = self.params.story_merge_threshold
         weight = self.params.semantic_weight if self.space is not None else 0.0
@@ -601,7 +608,7 @@ class Clusterer:
         # The absorbed story's rows go with the store's part of the merge.
         self._dirty_terms.pop(absorbed.id, None)
         dirty = self._dirty_terms.setdefault(survivor.id, set())
-        for term in moved:
+        for term in sorted(moved):  # the cross sum's order, as for _dots
             posting = self.postings[term]
             weight = posting.pop(absorbed.id, None)
             if weight is None:

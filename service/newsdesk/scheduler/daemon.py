@@ -27,6 +27,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from newsdesk import __version__, jobs
+from newsdesk.clustering import ClusterSession
 from newsdesk.config import Config, load_config
 from newsdesk.errors import ConfigError
 from newsdesk.logs import setup_logging
@@ -61,6 +62,9 @@ class Daemon:
         self._idle = threading.Condition()
         self._mtime = _mtime(self.config)
         self._last_beat = 0.0
+        # The clustering's cache of the window, kept from one fetch round to the next
+        # (only the fetch job's thread uses it).
+        self.cluster_session = ClusterSession()
         self.scheduler = BlockingScheduler(
             timezone=self.config.newsletter.timezone,
             executors={
@@ -74,7 +78,12 @@ class Daemon:
 
     def _fetch(self) -> jobs.JobResult:
         summary = jobs.fetch_round(
-            self.config, self.store, clock=self.clock, stop=self._stop, instance=self.instance
+            self.config,
+            self.store,
+            clock=self.clock,
+            stop=self._stop,
+            instance=self.instance,
+            session=self.cluster_session,
         )
         return jobs.JobResult("ok", summary.line())
 
