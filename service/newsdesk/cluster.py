@@ -729,13 +729,12 @@ class Clusterer:
                     if not posting:
                         emptied.append(term)
             del self.stories[sid]
-        # Their vocabulary goes too, or a long-lived cache (a long catch-up's) would keep every
-        # term it ever saw. An entry holding one asks the store again, where every count
-        # this cache changed has been written.
+        # Their vocabulary goes too, or a long-lived cache (a catch-up's, the daemon's)
+        # would keep every term it ever saw. An entry holding one asks the store again,
+        # where every count this cache changed has been written.
         for term in emptied:
-            if not self.postings.get(term):
-                self.postings.pop(term, None)
-                self.df.pop(term, None)
+            del self.postings[term]
+            self.df.pop(term, None)
         # Their keys are asked for again: the store then loads the whole story. (A key
         # may name a story merged into a pruned one: it is followed to where it went.)
         final = self._final

@@ -109,7 +109,6 @@ class ClusterSession:
     give the same stories (checked by ``bench/cluster_scale.py`` over 100,000 entries)."""
 
     def __init__(self) -> None:
-        self.params: ClusterParams | None = None
         self.clusterer = Clusterer()
         self.embedder: Embedder | None = None
         self.version: int | None = None
@@ -119,8 +118,7 @@ class ClusterSession:
 
     def ready(self, params: ClusterParams, embedder: Embedder | None) -> None:
         """Set for ``params``: other parameters start from nothing."""
-        if params != self.params:
-            self.params = params
+        if params != self.clusterer.params:
             self.clusterer = Clusterer(params)
             self.embedder = None
             self.invalidate()
