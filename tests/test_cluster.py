@@ -388,3 +388,64 @@ def test_a_long_articles_candidates_do_not_depend_on_how_far_back_the_cache_reac
         return clusterer.assign(entry)
 
     assert decide(cached_old=True).story_id == decide(cached_old=False).story_id
+
+
+def test_settling_does_not_depend_on_how_much_of_a_stored_story_is_in_memory() -> None:
+    """Two new stories of a batch meet through a bridging entry, and the pair's second
+    look merges it into a stored story. The store loads only the postings of the
+    batch's terms (and whole centroids of the stories named before settling), so that
+    stored story's Svartsengi words may or may not be in memory, depending on what the
+    cache held. The second story's checkpoint must not become a look at the stored one
+    (it would find the Svartsengi story only when those words happen to be cached):
+    cold rounds and a kept cache would part ways."""
+    params = ClusterParams(threshold=0.5, merge_threshold=0.3, story_merge_threshold=0.15)
+    eruption = [
+        "Lava flows into Grindavik streets",
+        "Magma tunnel under Svartsengi widens, experts warn",
+    ] * 5
+    power_plant = [
+        "Magma tunnel under Svartsengi widens, experts warn",
+        "Svartsengi power plant protected by new walls",
+        "Svartsengi plant walls hold as magma tunnel widens",
+    ]
+    batch = [
+        item(11, "Lava reaches Grindavik streets, homes burn", hours=0),
+        item(12, "Grindavik evacuated as lava nears town", hours=0.5),
+        item(13, "Lava reaches Grindavik: homes burn, town evacuated", hours=1),  # bridges
+        item(14, "Grindavik evacuated again as lava nears", hours=1.5),
+    ]
+    batch_terms = {term for entry in batch for term in entry.signals.terms}
+
+    def stored(
+        story_id: int, titles: list[str], hours: float
+    ) -> tuple[StoryState, dict[str, float]]:
+        vectors = [Clusterer(params, documents=2000).vector(item(0, t).signals) for t in titles]
+        centroid: dict[str, float] = {}
+        for vector in vectors:
+            for term, weight in vector.items():
+                centroid[term] = centroid.get(term, 0.0) + weight
+        when = T0 + timedelta(hours=hours)
+        names = {name for t in titles for name in item(0, t).signals.strong}
+        norm2 = sum(w * w for w in centroid.values())
+        return StoryState(story_id, when, when, norm2, len(titles), names=names), centroid
+
+    def settle(whole: bool) -> tuple[list[tuple[int, int]], dict[int, int]]:
+        clusterer = Clusterer(params, documents=2000)
+        rows, terms = [], set(batch_terms)
+        for story, centroid in (stored(1, eruption, -2), stored(2, power_plant, -1)):
+            rows += [(t, story.id, w) for t, w in centroid.items() if whole or t in batch_terms]
+            terms |= centroid.keys() if whole else set()
+            clusterer.load(stories=[story])
+        clusterer.load(terms=terms, postings=rows, df=[(t, 3) for t in terms])
+        for entry in batch:
+            clusterer.assign(entry)
+        clusterer.settle()
+        changes = clusterer.changes()
+        merges = [(m.survivor, m.absorbed) for m in changes.merges]
+        return merges, {a.entry_id: a.story_id for a in changes.assignments}
+
+    whole, partial = settle(whole=True), settle(whole=False)
+    assert whole == partial
+    merges, stories = partial
+    assert set(stories.values()) == {1}  # the batch's stories joined the eruption's
+    assert merges == []  # ...and the power plant's story stays apart
