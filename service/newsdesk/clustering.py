@@ -46,13 +46,13 @@ round's oldest (feeds are late) does not need everything reloaded."""
 MAX_CACHED_POSTINGS = 1_000_000
 """Beyond this many cached (term, story) weights the cache is dropped and reloaded."""
 
-BATCHES_PER_TRANSACTION = 8
+BATCHES_PER_TRANSACTION = 2
 """Batches one transaction holds. A commit writes out every index page its batches
 changed, and consecutive batches change mostly the same pages (the term counts, the
-same-article keys, the newest era of the term index): eight batches a commit write a
-fraction of what eight commits would (at 100,000 entries, 3.6 s of commits instead of
-4.6 s with four), while the lock is held for two fetch rounds' worth of entries
-(4,000), two or three seconds; a daemon's own rounds are one transaction each."""
+same-article keys, the newest era of the term index): 4,000 entries a commit write a
+fraction of what a commit per 500 would (at 100,000 entries, 3.6 s of commits instead
+of 4.6 s for 1,000 a commit), while the lock is held for two fetch rounds' worth of
+entries, two or three seconds; a daemon's own rounds are one transaction each."""
 
 
 @dataclass
