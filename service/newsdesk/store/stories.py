@@ -794,7 +794,8 @@ def _driver_many(
     statement: str,
     rows: Sequence[tuple[Any, ...]],
 ) -> None:
-    """Run ``statement`` once per row through the driver's ``executemany``.
+    """Run ``statement`` once per row through the driver's ``executemany`` (on
+    PostgreSQL an ``INSERT ... VALUES ({marks})`` runs once, over arrays).
 
     A clustering batch writes thousands of rows, and SQLAlchemy's per-row parameter
     handling cost more than the database's own work; plain tuples, converted as Core
@@ -804,13 +805,24 @@ def _driver_many(
     if not rows:
         return
     mark = driver.mark(conn.dialect)
-    sql = statement.format(marks=", ".join(mark for _ in columns), mark=mark)
     processors = [driver.converter(table.c[c].type, conn.dialect) for c in columns]
     if any(processors):
         rows = [
             tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
             for row in rows
         ]
+    if conn.dialect.name == "postgresql" and "VALUES ({marks})" in statement:
+        # One statement for all the rows, a typed array per column: a row at a time,
+        # even pipelined, made PostgreSQL clustering spend most of its time on the
+        # round trips and psycopg's per-row work. (Each key is in ``rows`` once, as an
+        # ON CONFLICT DO UPDATE may touch a row only once per statement.)
+        arrays = ", ".join(
+            f"{mark}::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns
+        )
+        sql = statement.replace("VALUES ({marks})", f"SELECT * FROM unnest({arrays})")
+        conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*rows, strict=True)))
+        return
+    sql = statement.format(marks=", ".join(mark for _ in columns), mark=mark)
     conn.exec_driver_sql(sql, list(rows))
 
 
