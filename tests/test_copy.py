@@ -157,6 +157,23 @@ def test_every_row_moves_from_sqlite_to_postgresql(
     assert result.line().startswith(f"copied {result.rows:,} rows in 16 tables to postgresql")
 
 
+def test_the_copy_leaves_postgresql_statistics_for_its_planner(
+    source: Store, pg_url: str, opened: list[Store]
+) -> None:
+    # Freshly loaded tables have none until autovacuum analyses them (never, where it is
+    # off), and the planner then scans the whole term index for a clustering lookup.
+    source.copy_to(pg_url)
+    target = open_store(pg_url)
+    opened.append(target)
+    with target.engine.connect() as conn:
+        analysed = set(
+            conn.exec_driver_sql(
+                "SELECT DISTINCT tablename FROM pg_stats WHERE schemaname = current_schema()"
+            ).scalars()
+        )
+    assert {"story_terms", "term_counts", "stories", "entry_keys"} <= analysed
+
+
 def test_the_stories_read_the_same_after_the_move(
     source: Store, pg_url: str, opened: list[Store]
 ) -> None:

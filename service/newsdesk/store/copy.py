@@ -85,6 +85,7 @@ def copy_store(
     try:
         with _snapshot(source) as reading:
             counts = _copy(reading, target, shown, force=force, progress=progress)
+        _analyze(target, shown)
     finally:
         target.dispose()
     return CopyResult(shown, counts, time.perf_counter() - started)
@@ -178,6 +179,24 @@ def _reset_sequences(conn: Connection) -> None:
                 )
             )
         )
+
+
+def _analyze(engine: Engine, shown: str) -> None:
+    """PostgreSQL: gather the planner's statistics of the copied tables now. Until
+    autovacuum gets to them the planner guesses, and the clustering's lookups in the
+    term index took ten times as long (docs/benchmarks.md, "On PostgreSQL")."""
+    if engine.dialect.name != "postgresql":
+        return
+    quote = engine.dialect.identifier_preparer.quote
+    try:
+        with engine.begin() as conn:
+            for t in TABLES:
+                conn.exec_driver_sql(f"ANALYZE {quote(t.name)}")
+    except DBAPIError as exc:
+        raise StoreError(
+            f"copy to {shown}: copied, but ANALYZE failed: {_one_line(exc.orig)}; "
+            "run ANALYZE on that database before starting newsdesk on it"
+        ) from None
 
 
 def _verify(conn: Connection, totals: dict[str, int], shown: str) -> dict[str, int]:
