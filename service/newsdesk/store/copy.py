@@ -85,7 +85,7 @@ def copy_store(
     try:
         with _snapshot(source) as reading:
             counts = _copy(reading, target, shown, force=force, progress=progress)
-        _analyze(target, shown)
+        _analyze(target, shown, counts)
     finally:
         target.dispose()
     return CopyResult(shown, counts, time.perf_counter() - started)
@@ -181,17 +181,22 @@ def _reset_sequences(conn: Connection) -> None:
         )
 
 
-def _analyze(engine: Engine, shown: str) -> None:
+def _analyze(engine: Engine, shown: str, counts: dict[str, int]) -> None:
     """PostgreSQL: gather the planner's statistics of the copied tables now. Until
     autovacuum gets to them the planner guesses, and the clustering's lookups in the
-    term index took ten times as long (docs/benchmarks.md, "On PostgreSQL")."""
+    term index took ten times as long (docs/benchmarks.md, "On PostgreSQL").
+
+    Not an empty table: statistics saying "empty" outlive its growth where autovacuum
+    is off, and the planner then read a whole index for each story's norm; a table
+    never analysed is estimated from its size on disk instead."""
     if engine.dialect.name != "postgresql":
         return
     quote = engine.dialect.identifier_preparer.quote
     try:
         with engine.begin() as conn:
             for t in TABLES:
-                conn.exec_driver_sql(f"ANALYZE {quote(t.name)}")
+                if counts.get(t.name):
+                    conn.exec_driver_sql(f"ANALYZE {quote(t.name)}")
     except DBAPIError as exc:
         raise StoreError(
             f"copy to {shown}: copied, but ANALYZE failed: {_one_line(exc.orig)}; "
