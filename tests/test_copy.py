@@ -143,6 +143,14 @@ def opened() -> Iterator[list[Store]]:
         store.close()
 
 
+def copied(source: Store, url: str, opened: list[Store]) -> Store:
+    """``source`` copied to ``url``, and the copy opened (closed at the test's end)."""
+    source.copy_to(url)
+    target = open_store(url)
+    opened.append(target)
+    return target
+
+
 def test_every_row_moves_from_sqlite_to_postgresql(
     source: Store, pg_url: str, opened: list[Store]
 ) -> None:
@@ -162,9 +170,7 @@ def test_the_copy_leaves_postgresql_statistics_for_its_planner(
 ) -> None:
     # Freshly loaded tables have none until autovacuum analyses them (never, where it is
     # off), and the planner then scans the whole term index for a clustering lookup.
-    source.copy_to(pg_url)
-    target = open_store(pg_url)
-    opened.append(target)
+    target = copied(source, pg_url, opened)
     with target.engine.connect() as conn:
         analysed = set(
             conn.exec_driver_sql(
@@ -183,9 +189,7 @@ def test_an_empty_table_is_left_for_the_planner_to_estimate_from_its_size(
     source = open_store(sqlite_url)
     opened.append(source)
     source.feeds.sync_config([FeedSpec("https://heise.de/feed.xml", "heise", "tech")], T0)
-    source.copy_to(pg_url)
-    target = open_store(pg_url)
-    opened.append(target)
+    target = copied(source, pg_url, opened)
     with target.engine.connect() as conn:
         reltuples = dict(
             conn.exec_driver_sql(
@@ -200,9 +204,7 @@ def test_an_empty_table_is_left_for_the_planner_to_estimate_from_its_size(
 def test_the_stories_read_the_same_after_the_move(
     source: Store, pg_url: str, opened: list[Store]
 ) -> None:
-    source.copy_to(pg_url)
-    target = open_store(pg_url)
-    opened.append(target)
+    target = copied(source, pg_url, opened)
     assert ranked(target) == ranked(source)
 
 
@@ -211,9 +213,7 @@ def test_new_entries_join_the_same_stories_on_the_copy(
 ) -> None:
     """The clustering's index (terms, term counts, same-article keys) came along: the
     copy clusters new entries exactly as the original does, and the two stay equal."""
-    source.copy_to(pg_url)
-    target = open_store(pg_url)
-    opened.append(target)
+    target = copied(source, pg_url, opened)
     late = [
         (9.5, "bbc.co.uk", "Storm Bert: flood warnings stay in place across Wales"),
         (9.6, "yahoo.com", "Apple unveils iPad mini with A17 Pro chip"),  # syndicated
@@ -235,15 +235,13 @@ def test_new_entries_join_the_same_stories_on_the_copy(
 def test_new_rows_on_postgresql_get_the_next_ids(
     source: Store, pg_url: str, opened: list[Store]
 ) -> None:
-    source.copy_to(pg_url)
-    target = open_store(pg_url)
-    opened.append(target)
-    copied = rows(target)
+    target = copied(source, pg_url, opened)
+    moved = rows(target)
 
     subscriber = target.subscribers.add("dee@example.org", now=NOW)
     feed = target.feeds.add(FeedSpec("https://apnews.com/feed.xml"), source="cli", now=NOW)
-    assert subscriber.id == max(r[0] for r in copied["subscribers"]) + 1
-    assert feed.id == max(r[0] for r in copied["feeds"]) + 1
+    assert subscriber.id == max(r[0] for r in moved["subscribers"]) + 1
+    assert feed.id == max(r[0] for r in moved["feeds"]) + 1
 
 
 def test_a_target_with_rows_is_refused_and_force_replaces_them(
@@ -265,9 +263,7 @@ def test_a_target_with_rows_is_refused_and_force_replaces_them(
 def test_a_failed_copy_leaves_the_target_as_it_was(
     source: Store, pg_url: str, opened: list[Store]
 ) -> None:
-    source.copy_to(pg_url)
-    target = open_store(pg_url)
-    opened.append(target)
+    target = copied(source, pg_url, opened)
     first = rows(target)
     # SQLite does not hold text to its column's length; PostgreSQL does.
     with source.engine.begin() as conn:
