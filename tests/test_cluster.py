@@ -23,7 +23,7 @@ from newsdesk.cluster import (
     cluster_all,
 )
 from newsdesk.clustering import url_key
-from newsdesk.signals import canonical_number, signals_of, strip_outlet_suffix
+from newsdesk.signals import MAX_TERM, canonical_number, signals_of, strip_outlet_suffix
 
 T0 = datetime(2026, 11, 18, 16, 0, tzinfo=UTC)
 
@@ -128,6 +128,19 @@ def test_names_acronyms_and_numbers_are_strong_ordinary_words_are_not() -> None:
     )
     assert {"musk", "openai", "#9.74e10"} <= s.strong
     assert "group" in s.terms and "group" not in s.strong
+
+
+GLUED = "Grundstuecksverkehrsgenehmigungszustaendigkeitsuebertragungsverordnung" * 3
+
+
+def test_a_word_longer_than_the_index_holds_is_cut_and_a_pair_that_long_left_out() -> None:
+    s = signals_of(f"Landtag debates {GLUED} again", f"The {GLUED} was {GLUED[:50]} news.", "en")
+    assert max(map(len, s.terms)) <= MAX_TERM
+    assert GLUED[:MAX_TERM].lower() in s.terms
+    assert "~landtag_debate" in s.terms
+    assert not any(t.startswith("~debate_grund") for t in s.terms)
+    # Cut the same way in every entry: two entries with the word still share it.
+    assert s.terms.keys() & signals_of(f"{GLUED} passes", "", "en").terms.keys()
 
 
 def test_a_capital_at_the_start_of_a_sentence_is_not_a_name_by_itself() -> None:

@@ -26,7 +26,7 @@ from newsdesk.clustering import ClusterSession, cluster_pending, url_key
 from newsdesk.errors import UsageError
 from newsdesk.identity import canonical_url, content_hash
 from newsdesk.models import FeedSpec, ParsedEntry
-from newsdesk.signals import signals_of
+from newsdesk.signals import MAX_TERM, signals_of
 from newsdesk.store import Store, open_store, schema
 from newsdesk.store.schema import entries, feeds, stories, story_entries, story_terms, term_counts
 from newsdesk.store.stories import StoryBatch
@@ -454,6 +454,69 @@ def test_nothing_is_clustered_twice(store: Store) -> None:
     assert cluster_pending(store, PARAMS, now=NOW).entries == len(STREAM)
     assert cluster_pending(store, PARAMS, now=NOW).entries == 0
     check_invariants(store)
+
+
+def test_an_entry_with_a_word_longer_than_the_term_column_is_clustered(store: Store) -> None:
+    # PostgreSQL enforces the index's VARCHAR(80): one such word used to fail the
+    # clustering batch, and with it every later round.
+    glued = "Donaudampfschifffahrtselektrizitaetenhauptbetriebswerkbauunterbeamtengesellschaft"
+    rows = [(0.0, "heise.de", f"{glued} {glued * 2} meldet Rekord"), *STREAM[:3]]
+    ingest(store, rows)
+    assert cluster_pending(store, PARAMS, now=NOW).entries == len(rows)
+    assert story_terms.c.term.type.length == term_counts.c.term.type.length == MAX_TERM
+    with store.engine.connect() as conn:
+        longest = conn.execute(select(func.max(func.length(term_counts.c.term)))).scalar_one()
+    assert longest == MAX_TERM
+    check_invariants(store)
+
+
+def test_a_store_that_indexed_long_terms_before_the_upgrade_loses_them_and_copies_to_postgresql(
+    sqlite_url: str, pg_url: str
+) -> None:
+    """Before revision 0009, SQLite kept terms longer than the term columns (a Chinese
+    headline is one word to the tokenizer); the upgrade drops them, which no new entry
+    can produce, and sums the norms afresh, so the store copies into PostgreSQL."""
+    from alembic import command
+
+    from newsdesk.store.engine import _alembic_config
+
+    old = open_store(sqlite_url)
+    ingest(old, STREAM[:3])
+    cluster_pending(old, PARAMS, now=NOW)
+    before = partition(old)
+    long_terms = ["习" * (MAX_TERM + 10), f"~{'a' * 50}_{'b' * 50}"]
+    with old.engine.connect() as conn:
+        command.downgrade(_alembic_config(conn), "0008")
+        story_id = conn.execute(select(func.min(stories.c.id))).scalar_one()
+        conn.execute(
+            story_terms.insert(),
+            [
+                {"story_id": story_id, "term": t, "weight": 0.5, "era": schema.era_of(story_id)}
+                for t in long_terms
+            ],
+        )
+        conn.execute(term_counts.insert(), [{"term": t, "entries": 1} for t in long_terms])
+        conn.execute(
+            update(stories).where(stories.c.id == story_id).values(norm2=stories.c.norm2 + 0.5)
+        )
+        conn.commit()
+    old.close()
+    store = open_store(sqlite_url)
+    try:
+        with store.engine.connect() as conn:
+            longest = conn.execute(select(func.max(func.length(story_terms.c.term)))).scalar_one()
+            counted = conn.execute(select(func.max(func.length(term_counts.c.term)))).scalar_one()
+        assert longest <= MAX_TERM and counted <= MAX_TERM
+        check_invariants(store)  # the norm lost the dropped weights
+        store.copy_to(pg_url)
+    finally:
+        store.close()
+    copy = open_store(pg_url)
+    try:
+        assert partition(copy) == before
+        check_invariants(copy)
+    finally:
+        copy.close()
 
 
 def test_a_copy_long_after_the_window_still_joins_its_article_and_keeps_the_index_exact(

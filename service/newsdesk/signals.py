@@ -35,6 +35,12 @@ TITLE_KEY_WORDS = 5
 SUMMARY_WORDS = 80
 """Words of the summary that count: the top of an article says what it is about."""
 
+MAX_TERM = 80
+"""Longest term: the width of the index's term columns (PostgreSQL refuses a longer
+value, and the batch with it would fail every round). Longer words are cut to it (a
+run of letters that long is glued text or a hash, or a German legal compound whose
+first 80 letters say as much); a headline pair longer than this is left out."""
+
 _EN_STOP = frozenset(
     """a about above after again against all also am an and any are as at be because
     been before being below between both but by can could did do does doing down during
@@ -166,7 +172,8 @@ def signals_of(title: str, summary: str = "", lang: str | None = None) -> Signal
             # headline's phrases tell stories apart better than its words one by one.
             for (first, _), (second, _) in itertools.pairwise(words):
                 pair = f"~{first}_{second}"
-                terms[pair] = count(pair, 0) + 1
+                if len(pair) <= MAX_TERM:
+                    terms[pair] = count(pair, 0) + 1
     return Signals(
         lang=language,
         terms=terms,
@@ -343,7 +350,7 @@ def _word(word: str, lang: str) -> tuple[str, bool, bool]:
     has_digit = not word.isalpha()  # the only non-letters a word can hold are digits
     # Every German noun has a capital: "Regierung" is no name.
     capital = word[0].isupper() and not (lang == "de" and lowered.endswith(_DE_NOUN_SUFFIXES))
-    return stem(lowered, lang), acronym or has_digit, capital
+    return stem(lowered, lang)[:MAX_TERM], acronym or has_digit, capital
 
 
 def _text_keys(headline: str, body: str) -> tuple[str, ...]:
