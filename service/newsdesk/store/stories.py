@@ -11,10 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    String,
     Table,
     and_,
+    any_,
+    bindparam,
     delete,
     false,
     func,
@@ -23,6 +27,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeEngine
 
 from newsdesk.cluster import CURATOR, Changes, StoryState, with_names
 from newsdesk.errors import UsageError
@@ -49,7 +55,7 @@ CLUSTER_LOCK = 0x6E657773_0002
 """PostgreSQL advisory lock taken by one clustering batch at a time."""
 
 _IN_CHUNK = 500
-"""Values per IN (...) list: well under SQLite's and PostgreSQL's parameter limits."""
+"""Values per IN (...) list on SQLite: well under its parameter limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,13 +315,13 @@ class StoryBatch:
         # (one or two eras for a live window; an archive entry published long ago
         # widens the range, and costs a seek per era and term).
         eras = list(range(era_of(first), era_of(last) + 1))
-        for chunk in _chunks(wanted):
+        for chunk in _spans(self.conn, wanted):
             query = (
                 select(story_terms.c.term, story_terms.c.story_id, story_terms.c.weight)
                 .join(stories, stories.c.id == story_terms.c.story_id)
                 .where(
                     story_terms.c.era.in_(eras),
-                    story_terms.c.term.in_(chunk),
+                    _in(self.conn, story_terms.c.term, chunk),
                     story_terms.c.story_id >= first,
                     stories.c.last_published_at >= low,
                 )
@@ -326,9 +332,9 @@ class StoryBatch:
     def centroids(self, story_ids: Iterable[int]) -> list[tuple[str, int, float]]:
         """(term, story, weight): the whole centroids of these stories."""
         out: list[tuple[str, int, float]] = []
-        for chunk in _chunks(sorted(story_ids)):
+        for chunk in _spans(self.conn, sorted(story_ids)):
             query = select(story_terms.c.term, story_terms.c.story_id, story_terms.c.weight).where(
-                story_terms.c.story_id.in_(chunk)
+                _in(self.conn, story_terms.c.story_id, chunk)
             )
             out.extend((r.term, r.story_id, r.weight) for r in self.conn.execute(query))
         return out
@@ -336,16 +342,16 @@ class StoryBatch:
     def terms_of(self, story_ids: Iterable[int]) -> set[str]:
         """Every term of these stories' centroids."""
         out: set[str] = set()
-        for chunk in _chunks(sorted(story_ids)):
-            query = select(story_terms.c.term).where(story_terms.c.story_id.in_(chunk))
+        for chunk in _spans(self.conn, sorted(story_ids)):
+            query = select(story_terms.c.term).where(_in(self.conn, story_terms.c.story_id, chunk))
             out.update(self.conn.execute(query).scalars())
         return out
 
     def term_counts(self, terms: Iterable[str]) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
-        for chunk in _chunks(sorted(terms)):
+        for chunk in _spans(self.conn, sorted(terms)):
             query = select(term_counts.c.term, term_counts.c.entries).where(
-                term_counts.c.term.in_(chunk)
+                _in(self.conn, term_counts.c.term, chunk)
             )
             out.extend((r.term, r.entries) for r in self.conn.execute(query))
         return out
@@ -353,11 +359,11 @@ class StoryBatch:
     def key_stories(self, keys: Iterable[str]) -> list[tuple[str, int]]:
         """(key, story) for clustered entries holding any of ``keys``."""
         out: list[tuple[str, int]] = []
-        for chunk in _chunks(sorted(keys)):
+        for chunk in _spans(self.conn, sorted(keys)):
             query = (
                 select(entry_keys.c.key, story_entries.c.story_id)
                 .join(story_entries, story_entries.c.entry_id == entry_keys.c.entry_id)
-                .where(entry_keys.c.key.in_(chunk))
+                .where(_in(self.conn, entry_keys.c.key, chunk))
             )
             out.extend((r.key, r.story_id) for r in self.conn.execute(query))
         return out
@@ -365,15 +371,17 @@ class StoryBatch:
     def norms(self, story_ids: Iterable[int]) -> dict[int, float]:
         """The stored centroid norms (squared) of these stories."""
         out: dict[int, float] = {}
-        for chunk in _chunks(sorted(story_ids)):
-            query = select(stories.c.id, stories.c.norm2).where(stories.c.id.in_(chunk))
+        for chunk in _spans(self.conn, sorted(story_ids)):
+            query = select(stories.c.id, stories.c.norm2).where(_in(self.conn, stories.c.id, chunk))
             out.update((r.id, r.norm2) for r in self.conn.execute(query))
         return out
 
     def states(self, story_ids: Iterable[int]) -> list[StoryState]:
         out: list[StoryState] = []
-        for chunk in _chunks(sorted(story_ids)):
-            query = select(stories).where(stories.c.id.in_(chunk), stories.c.merged_into.is_(None))
+        for chunk in _spans(self.conn, sorted(story_ids)):
+            query = select(stories).where(
+                _in(self.conn, stories.c.id, chunk), stories.c.merged_into.is_(None)
+            )
             out.extend(
                 StoryState(
                     id=r.id,
@@ -392,9 +400,12 @@ class StoryBatch:
 
     def apart(self, story_ids: Iterable[int]) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
-        for chunk in _chunks(sorted(story_ids)):
+        for chunk in _spans(self.conn, sorted(story_ids)):
             query = select(story_apart).where(
-                or_(story_apart.c.story_id.in_(chunk), story_apart.c.other_id.in_(chunk))
+                or_(
+                    _in(self.conn, story_apart.c.story_id, chunk),
+                    _in(self.conn, story_apart.c.other_id, chunk),
+                )
             )
             out.extend((r.story_id, r.other_id) for r in self.conn.execute(query))
         return out
@@ -427,16 +438,19 @@ class StoryBatch:
                 for a in changes.assignments
             ],
         )
-        for chunk in _chunks([a.entry_id for a in changes.assignments]):
-            self.conn.execute(update(entries).where(entries.c.id.in_(chunk)).values(clustered=True))
+        for chunk in _spans(self.conn, [a.entry_id for a in changes.assignments]):
+            self.conn.execute(
+                update(entries).where(_in(self.conn, entries.c.id, chunk)).values(clustered=True)
+            )
         _insert_many(self.conn, entry_keys, ("key", "entry_id"), changes.keys, ignore_existing=True)
         for merge in changes.merges:
             absorbed = ids.get(merge.absorbed, merge.absorbed)
             # The survivor's weights written above hold these terms of both already.
-            for chunk in _chunks(sorted(merge.moved_terms)):
+            for chunk in _spans(self.conn, sorted(merge.moved_terms)):
                 self.conn.execute(
                     delete(story_terms).where(
-                        story_terms.c.story_id == absorbed, story_terms.c.term.in_(chunk)
+                        story_terms.c.story_id == absorbed,
+                        _in(self.conn, story_terms.c.term, chunk),
                     )
                 )
             # ...and its embedding sum too: only the store's part of the merge is left.
@@ -817,7 +831,7 @@ def _driver_many(
         # PostgreSQL catch-up. (Each key is in ``rows`` once, as an ON CONFLICT DO
         # UPDATE may touch a row only once per statement.)
         arrays = ", ".join(
-            f"{mark}::{table.c[c].type.compile(dialect=conn.dialect)}[]" for c in columns
+            f"{mark}::{_element_type(table.c[c]).compile(dialect=conn.dialect)}[]" for c in columns
         )
         sql = statement.replace("VALUES ({marks})", f"SELECT * FROM unnest({arrays})")
         conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*rows, strict=True)))
@@ -829,3 +843,28 @@ def _driver_many(
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), _IN_CHUNK):
         yield values[start : start + _IN_CHUNK]
+
+
+def _spans(conn: Connection, values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """``values`` in the parts one :func:`_in` condition takes: all of them at once on
+    PostgreSQL, ``_IN_CHUNK`` at a time on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return [values] if values else []
+    return _chunks(values)
+
+
+def _in(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(%s::type[])``, one parameter:
+    the statement's text is the same whatever the count, so psycopg converts it once and
+    the server can prepare it, and a batch's thousands of terms go in one query (an IN
+    list is a new statement for every length, ~8% of the client's CPU at 100,000
+    entries; docs/benchmarks.md)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(_element_type(column))))
+    return column.in_(values)
+
+
+def _element_type(column: ColumnElement[Any]) -> TypeEngine[Any]:
+    """The type of an array of ``column``'s values: without a length, since a cast to
+    ``VARCHAR(80)[]`` cuts longer values silently where the column refuses them."""
+    return String() if isinstance(column.type, String) else column.type
