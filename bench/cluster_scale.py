@@ -693,16 +693,16 @@ def clustering_digest(path: Path) -> str:
 
 
 def run_child(
-    args: Sequence[str], cpu: int, timeout: float | None = None
+    args: Sequence[str], cpu: int, timeout: float | None = None, script: Path | None = None
 ) -> tuple[dict[str, Any], float, bool]:
-    """Run this script in child mode pinned to ``cpu``: its JSON result, the cores
-    others kept busy meanwhile, and whether it ran out of ``timeout`` and was killed
-    (the result then holds its peak RSS and when it was killed)."""
+    """Run this script (or ``script``) in child mode pinned to ``cpu``: its JSON result,
+    the cores others kept busy meanwhile, and whether it ran out of ``timeout`` and was
+    killed (the result then holds its peak RSS and when it was killed)."""
     busy = machine_busy()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--pin", str(cpu), *args],
+        [sys.executable, str((script or Path(__file__)).resolve()), "--pin", str(cpu), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
