@@ -34,6 +34,7 @@ from newsdesk.store.engine import (
     write_lock,
 )
 from newsdesk.store.schema import metadata
+from newsdesk.store.stories import outdate_caches, stories_version
 
 BATCH = 2000
 """Rows read and inserted at a time: memory stays flat whatever the size of the store."""
@@ -103,6 +104,7 @@ def _copy(
             where = "the source"
             totals = {t.name: _count(reading, t) for t in TABLES}  # the snapshot starts
             where = "the target"
+            seen = stories_version(writing)
             _make_room(writing, shown, force=force)
             copied, total = 0, sum(totals.values())
             for t in TABLES:
@@ -115,7 +117,13 @@ def _copy(
                         progress(t.name, copied, total)
             where = "the id sequences"
             _reset_sequences(writing)
-            return _verify(writing, totals, shown)
+            counts = _verify(writing, totals, shown)
+            if seen:
+                # A daemon still open on the target (--force) keeps a clustering cache,
+                # good while the stories' version is the one it last wrote; the copy's
+                # own version could be that number by chance.
+                outdate_caches(writing, seen)
+            return counts
     except DBAPIError as exc:
         raise StoreError(
             f"copy to {shown} failed at {where}: {_one_line(exc.orig)}; "

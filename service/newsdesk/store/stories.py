@@ -649,6 +649,23 @@ def _version(conn: Connection) -> int:
     return int(conn.execute(query).scalar_one_or_none() or 0)
 
 
+def outdate_caches(conn: Connection, seen: int) -> None:
+    """Move the stories' version past ``seen`` and its own: a clustering cache that
+    was in step with a version up to ``seen`` reloads (after a copy replaced the
+    stories, whose own version could be any number, that one included)."""
+    version = max(_version(conn), seen) + 1
+    stmt = _insert(conn)(cluster_state)
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=[cluster_state.c.name], set_={"count": version}),
+        {"name": VERSION, "count": version, "vector": b""},
+    )
+
+
+def stories_version(conn: Connection) -> int:
+    """The stories' version: changes with every write to them."""
+    return _version(conn)
+
+
 def _bump_version(conn: Connection) -> None:
     stmt = _insert(conn)(cluster_state)
     conn.execute(
