@@ -38,8 +38,9 @@ SUMMARY_WORDS = 80
 MAX_TERM = 80
 """Longest term: the width of the index's term columns (PostgreSQL refuses a longer
 value, and the batch with it would fail every round). Longer words are cut to it (a
-run of letters that long is glued text or a hash, or a German legal compound whose
-first 80 letters say as much); a headline pair longer than this is left out."""
+run of letters that long is glued text, a Chinese or Japanese clause, which has no
+spaces, or a German legal compound whose first 80 letters say as much); a headline
+pair longer than this is left out."""
 
 _EN_STOP = frozenset(
     """a about above after again against all also am an and any are as at be because
