@@ -35,7 +35,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -46,13 +45,12 @@ from typing import Any
 from sqlalchemy import text
 
 import cluster_scale as scale
-import newsdesk
 from benchdoc import machine_line, write_section
 from newsdesk.cluster import ClusterParams
 from newsdesk.clustering import cluster_pending
 from newsdesk.store import open_store
 from newsdesk.store.copy import copy_store
-from scale_out import PG_SERVER, pg_admin, pg_url, postgres_cpu
+from scale_out import pg_admin, pg_url, pg_version, postgres_cpu
 
 SECTION = "Clustering on PostgreSQL"
 SNAPSHOT_ENV = "CLUSTER_PG_SNAPSHOT"
@@ -164,7 +162,7 @@ def report(
     lines = [
         # machine_line() names HEAD when the report is written, not the code measured.
         machine_line().split(" Code: ")[0],
-        f"Code measured: {state}. PostgreSQL {server_version()}, on the same machine.",
+        f"Code measured: {state}. PostgreSQL {pg_version()}, on the same machine.",
         "",
         "```",
         command,
@@ -196,33 +194,12 @@ def report(
     return "\n".join(lines)
 
 
-def server_version() -> str:
-    from sqlalchemy import create_engine
-
-    engine = create_engine(PG_SERVER)
-    try:
-        with engine.connect() as conn:
-            return str(conn.execute(text("SHOW server_version")).scalar_one()).split()[0]
-    finally:
-        engine.dispose()
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=100_000, help="entries (100000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per store; medians reported")
     parser.add_argument("--seed", type=int, default=scale.SEED)
-    parser.add_argument(
-        "--cpu", type=int, default=(os.cpu_count() or 1) - 1, help="core the child runs on"
-    )
-    parser.add_argument(
-        "--quiet-wait", type=float, default=20.0, help="seconds to wait for other load (20)"
-    )
-    parser.add_argument(
-        "--code",
-        default="worktree",
-        help="the newsdesk code measured: worktree (default; copied at start) or a git revision",
-    )
+    scale.add_run_args(parser)
     parser.add_argument("--no-doc", action="store_true", help="don't write docs/benchmarks.md")
     parser.add_argument("--pin", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -241,17 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not scale.UCI.exists() or not scale.SEMEVAL.exists():
         print(f"corpus not found under {scale.UCI.parents[1]}", file=sys.stderr)
         return 1
-    if SNAPSHOT_ENV not in os.environ:
-        # As bench/cluster_scale.py: every process of the run imports one copy of the code.
-        work = Path(tempfile.mkdtemp(prefix="cluster-pg-"))
-        state = scale.snapshot_code(args.code, work / "src")
-        path = os.pathsep.join(p for p in (str(work / "src"), os.environ.get("PYTHONPATH")) if p)
-        env = os.environ | {SNAPSHOT_ENV: f"{work}\n{state}", "PYTHONPATH": path}
-        os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
-    work_name, state = os.environ[SNAPSHOT_ENV].split("\n", 1)
-    work = Path(work_name)
-    if not Path(newsdesk.__file__).is_relative_to(work):
-        raise RuntimeError(f"newsdesk imported from {newsdesk.__file__}, not the snapshot")
+    work, state = scale.on_snapshot(args.code, argv, Path(__file__), SNAPSHOT_ENV)
     scale.log(f"measuring {state}, copied to {work / 'src'}")
     try:
         base = work / "base.db"

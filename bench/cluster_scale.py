@@ -1136,15 +1136,8 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--runs", type=int, default=3, help="runs per size; medians reported")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument(
-        "--rounds", type=int, default=100_000, help="entries for the incremental run (0: skip)"
-    )
-    parser.add_argument("--round", type=int, default=2_000, help="entries per round")
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """The options of how a run is made, shared with ``bench/cluster_pg.py``."""
     parser.add_argument(
         "--cpu", type=int, default=(os.cpu_count() or 1) - 1, help="core the children run on"
     )
@@ -1156,6 +1149,35 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="worktree",
         help="the newsdesk code measured: worktree (default; copied at start) or a git revision",
     )
+
+
+def on_snapshot(code: str, argv: Sequence[str], script: Path, env_name: str) -> tuple[Path, str]:
+    """Run ``script`` on a copy of the newsdesk package as of ``code``: the first call
+    copies it and re-executes the script with the copy first on ``PYTHONPATH`` (others
+    edit service/ while a bench runs, and every process of one run must import the
+    same code); in the re-executed script, the work directory and what was copied."""
+    if env_name not in os.environ:
+        work = Path(tempfile.mkdtemp(prefix=f"{script.stem.replace('_', '-')}-"))
+        state = snapshot_code(code, work / "src")
+        path = os.pathsep.join(p for p in (str(work / "src"), os.environ.get("PYTHONPATH")) if p)
+        env = os.environ | {env_name: f"{work}\n{state}", "PYTHONPATH": path}
+        os.execve(sys.executable, [sys.executable, str(script.resolve()), *argv], env)
+    work_name, state = os.environ[env_name].split("\n", 1)
+    if not Path(newsdesk.__file__).is_relative_to(work_name):
+        raise RuntimeError(f"newsdesk imported from {newsdesk.__file__}, not the snapshot")
+    return Path(work_name), state
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--runs", type=int, default=3, help="runs per size; medians reported")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--rounds", type=int, default=100_000, help="entries for the incremental run (0: skip)"
+    )
+    parser.add_argument("--round", type=int, default=2_000, help="entries per round")
+    add_run_args(parser)
     parser.add_argument(
         "--timeout",
         type=float,
@@ -1194,18 +1216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not UCI.exists() or not SEMEVAL.exists():
         print(f"corpus not found under {UCI.parents[1]}", file=sys.stderr)
         return 1
-    if SNAPSHOT_ENV not in os.environ:
-        # Others edit service/ while this runs: every process of this run imports one
-        # copy of the package, taken now.
-        work = Path(tempfile.mkdtemp(prefix="cluster-scale-"))
-        state = snapshot_code(args.code, work / "src")
-        path = os.pathsep.join(p for p in (str(work / "src"), os.environ.get("PYTHONPATH")) if p)
-        env = os.environ | {SNAPSHOT_ENV: f"{work}\n{state}", "PYTHONPATH": path}
-        os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *argv], env)
-    work_name, state = os.environ[SNAPSHOT_ENV].split("\n", 1)
-    work = Path(work_name)
-    if not Path(newsdesk.__file__).is_relative_to(work):
-        raise RuntimeError(f"newsdesk imported from {newsdesk.__file__}, not the snapshot")
+    work, state = on_snapshot(args.code, argv, Path(__file__), SNAPSHOT_ENV)
     log(f"measuring {state}, copied to {work / 'src'}")
     corpus = Corpus()
     try:
