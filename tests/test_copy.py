@@ -67,7 +67,11 @@ def newsroom(url: str) -> Store:
             .values(semantic=bytes(range(256)), semantic_count=3)
         )
         # What the retention leaves of a pruned entry.
-        conn.execute(entry_tombstones.insert().values(feed_id=bbc.id, key="guid:0", pruned_at=NOW))
+        conn.execute(
+            entry_tombstones.insert().values(
+                feed_id=bbc.id, key="guid:0", pruned_at=NOW, seen_at=NOW
+            )
+        )
 
     ann, bob, _ = (
         store.subscribers.add(email, name=name, language="de", now=NOW)

@@ -16,7 +16,7 @@ from conftest import write_config
 from newsdesk import jobs
 from newsdesk.cli import cli
 from newsdesk.clustering import cluster_pending
-from newsdesk.models import FeedCheck, FeedSpec
+from newsdesk.models import FeedCheck, FeedSpec, ParsedEntry
 from newsdesk.semantic import MODEL, from_bytes, to_bytes
 from newsdesk.signals import signals_of
 from newsdesk.store import Store, open_store
@@ -338,6 +338,68 @@ def test_a_pruned_entry_fetched_again_is_not_stored_again(store: Store) -> None:
     assert len(new_ids) == 1
     assert {r["key"] for r in store.entries.for_feed(reuters.id)} >= {"guid:7000"}
     assert "guid:0" not in {r["key"] for r in store.entries.for_feed(reuters.id)}
+
+
+def test_a_tombstone_goes_once_its_feed_has_left_the_entry_out_for_a_week(store: Store) -> None:
+    slow, other = (
+        store.feeds.add(FeedSpec(url=f"https://{host}/feed.xml"), source="cli", now=NOW)
+        for host in ("slow.example", "other.example")
+    )
+    old = [entry(n, f"Old item {n}", AGO, "slow.example") for n in range(3)]
+    store.entries.add_new(slow.id, old, T0 + timedelta(hours=AGO))
+    store.entries.add_new(
+        other.id, [entry(50, "Old elsewhere", AGO, "other.example")], T0 + timedelta(hours=AGO)
+    )
+    store.prune(CUTOFF, NOW)
+    assert len(tombstones(store)) == 4
+
+    def document(days: float, *carried: ParsedEntry) -> None:
+        at = NOW + timedelta(days=days)
+        new = entry(9000 + int(days), f"New on day {days}", 24.0 * days, "slow.example")
+        store.record_fetch(slow.id, [*carried, new], FeedCheck(at, next_check=at))
+
+    # The feed still lists item 0 and has dropped items 1 and 2: a week's grace...
+    document(1, old[0])
+    assert len(tombstones(store)) == 4
+    # ...then theirs go. Item 0's stays, and so do other feeds'.
+    document(9, old[0])
+    assert tombstones(store) == {(slow.id, "guid:0"), (other.id, "guid:50")}
+    assert "guid:0" not in {r["key"] for r in store.entries.for_feed(slow.id)}
+    # A document with no entries is more likely broken than empty: nothing goes.
+    later = NOW + timedelta(days=30)
+    store.record_fetch(slow.id, [], FeedCheck(later, next_check=later))
+    assert (slow.id, "guid:0") in tombstones(store)
+    # Left out at last (it was listed last on day 9): item 0's goes too.
+    document(40)
+    assert tombstones(store) == {(other.id, "guid:50")}
+
+
+def test_tombstones_from_before_the_upgrade_count_as_seen_when_they_were_made(
+    store_url: str,
+) -> None:
+    from alembic import command
+
+    from newsdesk.store.engine import _alembic_config
+
+    old = open_store(store_url)
+    feed = old.feeds.add(FeedSpec(url="https://slow.example/feed.xml"), source="cli", now=NOW)
+    with old.engine.connect() as conn:
+        command.downgrade(_alembic_config(conn), "0009")
+        conn.execute(
+            text(
+                "INSERT INTO entry_tombstones (feed_id, key, pruned_at) VALUES (:f, 'guid:1', :t)"
+            ),
+            {"f": feed.id, "t": CUTOFF.replace(tzinfo=None)},
+        )
+        conn.commit()
+    old.close()
+    store = open_store(store_url)
+    try:
+        with store.engine.connect() as conn:
+            (seen,) = conn.execute(select(entry_tombstones.c.seen_at)).scalars()
+        assert seen == CUTOFF
+    finally:
+        store.close()
 
 
 def test_the_same_key_in_another_feed_is_stored(store: Store) -> None:

@@ -68,7 +68,16 @@ def test_an_old_schema_is_upgraded_on_open(store_url: str) -> None:
     with first.engine.connect() as conn:
         command.downgrade(_alembic_config(conn), "0002")
         conn.commit()
-    assert first.pending_migrations() == ["0009", "0008", "0007", "0006", "0005", "0004", "0003"]
+    assert first.pending_migrations() == [
+        "0010",
+        "0009",
+        "0008",
+        "0007",
+        "0006",
+        "0005",
+        "0004",
+        "0003",
+    ]
     first.close()
     again = open_store(store_url)
     assert again.pending_migrations() == []

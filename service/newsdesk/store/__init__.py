@@ -27,7 +27,7 @@ from newsdesk.store.engine import (
     upgrade,
     write_lock,
 )
-from newsdesk.store.entries import EntryStore, insert_new
+from newsdesk.store.entries import EntryStore, forget_dropped, insert_new
 from newsdesk.store.feeds import FeedStore, mark_success
 from newsdesk.store.issues import IssueStore
 from newsdesk.store.locks import HeldLock, acquire
@@ -68,6 +68,10 @@ class Store:
             # statements: an entry pruned at that instant comes back once, as new.
             write_lock(conn)
             new_ids = insert_new(conn, feed_id, parsed, check.checked_at)
+            if parsed:
+                # A whole document: what it leaves out, the feed has dropped. (An empty
+                # one is more likely broken than a feed that dropped everything.)
+                forget_dropped(conn, feed_id, check.checked_at)
             mark_success(conn, feed_id, check)
         return new_ids
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.models import ParsedEntry
@@ -15,6 +15,13 @@ from newsdesk.store.schema import clean_text, entries, entry_tombstones
 
 _IN_CHUNK = 500
 """Keys per IN (...) list: well under SQLite's and PostgreSQL's parameter limits."""
+
+TOMBSTONE_GRACE = timedelta(days=7)
+"""How long a feed's documents must leave a pruned entry out before its tombstone goes.
+Most feeds list their newest entries, so a pruned one (months old) is long gone from
+them and its tombstone goes at the next document; a feed that carries its old entries
+for years keeps theirs, seen again each time. The week spares a feed that leaves an
+entry out of one document and lists it again in the next."""
 
 
 class EntryStore:
@@ -84,6 +91,12 @@ def insert_new(
     if rows:
         pruned = _tombstoned(conn, feed_id, list(rows))
         rows = {key: row for key, row in rows.items() if key not in pruned}
+        for chunk in _chunked(sorted(pruned)):
+            conn.execute(
+                update(entry_tombstones)
+                .where(entry_tombstones.c.feed_id == feed_id, entry_tombstones.c.key.in_(chunk))
+                .values(seen_at=now)
+            )
     if not rows:
         return []
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -95,17 +108,34 @@ def insert_new(
     return [row.id for row in conn.execute(statement, list(rows.values()))]
 
 
+def forget_dropped(conn: Connection, feed_id: int, now: datetime) -> int:
+    """After a document of the feed was stored (:func:`insert_new` marked the tombstones
+    it carried as seen): the tombstones of keys it has left out for ``TOMBSTONE_GRACE``
+    go, since the feed will not bring those entries back. How many went."""
+    result = conn.execute(
+        delete(entry_tombstones).where(
+            entry_tombstones.c.feed_id == feed_id,
+            entry_tombstones.c.seen_at < now - TOMBSTONE_GRACE,
+        )
+    )
+    return int(result.rowcount or 0)
+
+
 def _tombstoned(conn: Connection, feed_id: int, keys: Sequence[str]) -> set[str]:
     """Which of ``keys`` the retention pruned from this feed: one query (per 500 keys)
     on the tombstones' primary key, whatever the number of entries."""
     found: set[str] = set()
-    for start in range(0, len(keys), _IN_CHUNK):
+    for chunk in _chunked(keys):
         query = select(entry_tombstones.c.key).where(
-            entry_tombstones.c.feed_id == feed_id,
-            entry_tombstones.c.key.in_(keys[start : start + _IN_CHUNK]),
+            entry_tombstones.c.feed_id == feed_id, entry_tombstones.c.key.in_(chunk)
         )
         found.update(conn.execute(query).scalars())
     return found
+
+
+def _chunked(keys: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(keys), _IN_CHUNK):
+        yield keys[start : start + _IN_CHUNK]
 
 
 def _unique_rows(

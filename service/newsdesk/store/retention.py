@@ -1,5 +1,6 @@
 """Retention: entries past the configured age leave the store, a story at a time, and a
-tombstone per entry keeps its feed from bringing it back.
+tombstone per entry keeps its feed from bringing it back (until the feed has left it
+out for a while: :func:`newsdesk.store.entries.forget_dropped`).
 
 An entry is *prunable* when it was both published and first seen before the cutoff (an
 old archive ingested today is kept for the whole retention from today). A story goes
@@ -309,7 +310,9 @@ def _remove_entries(
             .where(entries.c.id.in_(chunk))
         )
         for row in conn.execute(query):
-            tombstones.append({"feed_id": row.feed_id, "key": row.key, "pruned_at": now})
+            tombstones.append(
+                {"feed_id": row.feed_id, "key": row.key, "pruned_at": now, "seen_at": now}
+            )
             if row.clustered:
                 # Exactly what the clustering added when it placed the entry: one per term.
                 terms.update(_pending_entry(row).signals().terms.keys())

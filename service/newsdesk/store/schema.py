@@ -339,4 +339,7 @@ entry_tombstones = Table(
     Column("feed_id", ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(600), primary_key=True),
     Column("pruned_at", UTCDateTime, nullable=False),
+    # When a document of the feed last carried the key (pruned_at at first): once the
+    # feed has left it out for a while, it is not coming back, and the tombstone goes.
+    Column("seen_at", UTCDateTime, nullable=False),
 )
