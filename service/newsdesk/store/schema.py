@@ -342,4 +342,7 @@ entry_tombstones = Table(
     # When a document of the feed last carried the key (pruned_at at first): once the
     # feed has left it out for a while, it is not coming back, and the tombstone goes.
     Column("seen_at", UTCDateTime, nullable=False),
+    # Each stored document looks for its feed's tombstones left out too long: a seek
+    # that finds none, not a walk over the feed's tombstones.
+    Index(None, "feed_id", "seen_at"),
 )

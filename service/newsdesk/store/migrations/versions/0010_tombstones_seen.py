@@ -26,8 +26,10 @@ def upgrade() -> None:
     op.execute("UPDATE entry_tombstones SET seen_at = pruned_at")
     with op.batch_alter_table("entry_tombstones") as batch:
         batch.alter_column("seen_at", existing_type=sa.DateTime(), nullable=False)
+        batch.create_index(batch.f("ix_entry_tombstones_feed_id_seen_at"), ["feed_id", "seen_at"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("entry_tombstones") as batch:
+        batch.drop_index(batch.f("ix_entry_tombstones_feed_id_seen_at"))
         batch.drop_column("seen_at")
