@@ -108,17 +108,16 @@ def insert_new(
     return [row.id for row in conn.execute(statement, list(rows.values()))]
 
 
-def forget_dropped(conn: Connection, feed_id: int, now: datetime) -> int:
+def forget_dropped(conn: Connection, feed_id: int, now: datetime) -> None:
     """After a document of the feed was stored (:func:`insert_new` marked the tombstones
     it carried as seen): the tombstones of keys it has left out for ``TOMBSTONE_GRACE``
-    go, since the feed will not bring those entries back. How many went."""
-    result = conn.execute(
+    go, since the feed will not bring those entries back."""
+    conn.execute(
         delete(entry_tombstones).where(
             entry_tombstones.c.feed_id == feed_id,
             entry_tombstones.c.seen_at < now - TOMBSTONE_GRACE,
         )
     )
-    return int(result.rowcount or 0)
 
 
 def _tombstoned(conn: Connection, feed_id: int, keys: Sequence[str]) -> set[str]:
