@@ -280,7 +280,7 @@ class StoryBatch:
 
     def version(self) -> int:
         """Moves on whenever anyone clusters or corrects: a cache older is stale."""
-        return _version(self.conn)
+        return stories_version(self.conn)
 
     def clustered(self) -> int:
         """How many entries are in a story."""
@@ -644,7 +644,8 @@ VERSION = "version"
 """The cluster_state row counting changes to the stories (its ``count``)."""
 
 
-def _version(conn: Connection) -> int:
+def stories_version(conn: Connection) -> int:
+    """The stories' version: changes with every write to them."""
     query = select(cluster_state.c.count).where(cluster_state.c.name == VERSION)
     return int(conn.execute(query).scalar_one_or_none() or 0)
 
@@ -653,17 +654,12 @@ def outdate_caches(conn: Connection, seen: int) -> None:
     """Move the stories' version past ``seen`` and its own: a clustering cache that
     was in step with a version up to ``seen`` reloads (after a copy replaced the
     stories, whose own version could be any number, that one included)."""
-    version = max(_version(conn), seen) + 1
+    version = max(stories_version(conn), seen) + 1
     stmt = _insert(conn)(cluster_state)
     conn.execute(
         stmt.on_conflict_do_update(index_elements=[cluster_state.c.name], set_={"count": version}),
         {"name": VERSION, "count": version, "vector": b""},
     )
-
-
-def stories_version(conn: Connection) -> int:
-    """The stories' version: changes with every write to them."""
-    return _version(conn)
 
 
 def _bump_version(conn: Connection) -> None:
