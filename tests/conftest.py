@@ -4,6 +4,7 @@ files, and the location of the shared corpus."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,22 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/feedserver.py for every 
 PG_SERVER = os.environ.get("NEWSDESK_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def run_bench(script: str, args: list[str], pg_server: str) -> str:
+    """Run ``bench/<script>`` as a user would, against the tests' PostgreSQL server;
+    its standard output (a failure shows the end of both outputs)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env={**os.environ, "NEWSDESK_TEST_PG": pg_server},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
 
 
 def _pg_available() -> str | None:
