@@ -251,7 +251,7 @@ def _language(declared: str | None, text: str) -> str:
         code = declared.strip().lower()[:2]
         if code in ("de", "en"):
             return code
-    # Counted in C (map over the set's __contains__): a generator per word was a tenth
+    # Counted in C (map over the set's __contains__): a generator per word was a sixth
     # of reading an entry that declares no language.
     words = text.casefold().split()[:200]
     en = sum(map(_LANG_HINTS["en"].__contains__, words))
