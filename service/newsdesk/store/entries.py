@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,11 +10,9 @@ from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsdesk.models import ParsedEntry
+from newsdesk.store import driver
 from newsdesk.store.engine import write_lock
 from newsdesk.store.schema import clean_text, entries, entry_tombstones
-
-_IN_CHUNK = 500
-"""Keys per IN (...) list: well under SQLite's and PostgreSQL's parameter limits."""
 
 TOMBSTONE_GRACE = timedelta(days=7)
 """How long a feed's documents must leave a pruned entry out before its tombstone goes.
@@ -91,7 +89,7 @@ def insert_new(
     if rows:
         pruned = _tombstoned(conn, feed_id, list(rows))
         rows = {key: row for key, row in rows.items() if key not in pruned}
-        for chunk in _chunked(sorted(pruned)):
+        for chunk in driver.chunks(sorted(pruned)):
             conn.execute(
                 update(entry_tombstones)
                 .where(entry_tombstones.c.feed_id == feed_id, entry_tombstones.c.key.in_(chunk))
@@ -124,17 +122,12 @@ def _tombstoned(conn: Connection, feed_id: int, keys: Sequence[str]) -> set[str]
     """Which of ``keys`` the retention pruned from this feed: one query (per 500 keys)
     on the tombstones' primary key, whatever the number of entries."""
     found: set[str] = set()
-    for chunk in _chunked(keys):
+    for chunk in driver.chunks(keys):
         query = select(entry_tombstones.c.key).where(
             entry_tombstones.c.feed_id == feed_id, entry_tombstones.c.key.in_(chunk)
         )
         found.update(conn.execute(query).scalars())
     return found
-
-
-def _chunked(keys: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(keys), _IN_CHUNK):
-        yield keys[start : start + _IN_CHUNK]
 
 
 def _unique_rows(

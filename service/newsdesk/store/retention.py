@@ -53,7 +53,7 @@ from newsdesk.store.schema import (
     story_terms,
     term_counts,
 )
-from newsdesk.store.stories import _bump_version, _chunks, _entry_texts, _pending_entry, lock
+from newsdesk.store.stories import _bump_version, _entry_texts, _pending_entry, lock
 
 BATCH = 500
 """Stories (or storyless entries) per transaction: each batch holds SQLite's write lock
@@ -249,7 +249,7 @@ def _husks(conn: Connection, story_ids: Sequence[int]) -> list[int]:
         if not frontier:
             break
         merged: set[int] = set()
-        for chunk in _chunks(sorted(frontier)):
+        for chunk in driver.chunks(sorted(frontier)):
             query = select(stories.c.id).where(stories.c.merged_into.in_(chunk))
             merged.update(conn.execute(query).scalars())
         frontier = merged - found - set(story_ids)
@@ -259,7 +259,7 @@ def _husks(conn: Connection, story_ids: Sequence[int]) -> list[int]:
 
 def _member_count(conn: Connection, story_ids: Sequence[int]) -> int:
     total = 0
-    for chunk in _chunks(story_ids):
+    for chunk in driver.chunks(story_ids):
         query = select(func.count()).where(story_entries.c.story_id.in_(chunk))
         total += int(conn.execute(query).scalar_one())
     return total
@@ -284,7 +284,7 @@ def _remove(conn: Connection, page: _Page, cutoff: datetime, now: datetime) -> P
 
 def _members(conn: Connection, story_ids: Sequence[int]) -> list[int]:
     out: list[int] = []
-    for chunk in _chunks(sorted(story_ids)):
+    for chunk in driver.chunks(sorted(story_ids)):
         query = select(story_entries.c.entry_id).where(story_entries.c.story_id.in_(chunk))
         out.extend(conn.execute(query).scalars())
     return out
@@ -303,7 +303,7 @@ def _remove_entries(
         return 0, Counter()
     tombstones: list[dict[str, object]] = []
     terms: Counter[str] = Counter()
-    for chunk in _chunks(entry_ids):
+    for chunk in driver.chunks(entry_ids):
         query = (
             _entry_texts()
             .add_columns(entries.c.feed_id, entries.c.key, entries.c.clustered)
@@ -317,7 +317,7 @@ def _remove_entries(
                 # Exactly what the clustering added when it placed the entry: one per term.
                 terms.update(_pending_entry(row).signals().terms.keys())
     conn.execute(_insert(conn)(entry_tombstones).on_conflict_do_nothing(), tombstones)
-    for chunk in _chunks(entry_ids):
+    for chunk in driver.chunks(entry_ids):
         conn.execute(delete(entries).where(entries.c.id.in_(chunk)))
     return len(tombstones), terms
 
@@ -340,7 +340,7 @@ def _uncount(conn: Connection, terms: Counter[str]) -> None:
         f"UPDATE term_counts SET entries = entries - {mark} WHERE term = {mark}",
         [(gone, term) for term, gone in sorted(terms.items())],
     )
-    for chunk in _chunks(sorted(terms)):
+    for chunk in driver.chunks(sorted(terms)):
         spent = set(
             conn.execute(
                 select(term_counts.c.term).where(
@@ -376,7 +376,7 @@ def _indexed(conn: Connection, terms: set[str]) -> set[str]:
 def _remove_stories(conn: Connection, live: Sequence[int], husks: Sequence[int]) -> None:
     """Delete the stories with their centroids; curator splits go by cascade."""
     _unsum_embeddings(conn, live)
-    for chunk in _chunks(sorted([*live, *husks])):
+    for chunk in driver.chunks(sorted([*live, *husks])):
         conn.execute(delete(story_terms).where(story_terms.c.story_id.in_(chunk)))
         conn.execute(delete(stories).where(stories.c.id.in_(chunk)))
 
@@ -395,7 +395,7 @@ def _unsum_embeddings(conn: Connection, story_ids: Iterable[int]) -> None:
         return
     before = int(space._mapping["count"])  # Row.count is the tuple method
     total, count = from_bytes(space.vector), before
-    for chunk in _chunks(sorted(story_ids)):
+    for chunk in driver.chunks(sorted(story_ids)):
         query = select(stories.c.semantic, stories.c.semantic_count).where(
             stories.c.id.in_(chunk), stories.c.semantic.is_not(None)
         )

@@ -54,9 +54,6 @@ from newsdesk.store.schema import (
 CLUSTER_LOCK = 0x6E657773_0002
 """PostgreSQL advisory lock taken by one clustering batch at a time."""
 
-_IN_CHUNK = 500
-"""Values per IN (...) list on SQLite: well under its parameter limit."""
-
 
 @dataclass(frozen=True, slots=True)
 class PendingEntry:
@@ -139,7 +136,7 @@ class StoryStore:
         """The entries of each story with their feeds, oldest first."""
         out: dict[int, list[Member]] = defaultdict(list)
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(story_ids)):
+            for chunk in driver.chunks(sorted(story_ids)):
                 query = (
                     select(
                         story_entries.c.story_id,
@@ -853,17 +850,12 @@ def _driver_many(
     conn.exec_driver_sql(sql, list(rows))
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
-
-
 def _spans(conn: Connection, values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     """``values`` in the parts one :func:`_in` condition takes: all of them at once on
-    PostgreSQL, ``_IN_CHUNK`` at a time on SQLite."""
+    PostgreSQL, ``driver.IN_CHUNK`` at a time on SQLite."""
     if conn.dialect.name == "postgresql":
         return [values] if values else []
-    return _chunks(values)
+    return driver.chunks(values)
 
 
 def _in(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
